@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv and install first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+# `make run` is for trying the service: without a key source, authorization is bypassed (the
+# ingress logs a warning). Set ASAP_PUB_KEYS_REPO_URL (or BYPASS_AUTHORIZATION=0) to require tokens.
+ifeq ($(origin BYPASS_AUTHORIZATION), undefined)
+ifeq ($(ASAP_PUB_KEYS_REPO_URL),)
+export BYPASS_AUTHORIZATION = 1
+endif
+endif
+
+.PHONY: setup run test lint unit integration clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(INSTALLED)
+
+setup: $(INSTALLED)
+
+run: setup
+	$(VENV)/bin/streaming-whisper run
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+integration: setup
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

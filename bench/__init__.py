@@ -1,0 +1,1 @@
+"""Measurements: scoring transcripts against references, the offline limit, benchmarks."""

@@ -1,0 +1,103 @@
+"""Replay a WAV through the ingress's VAD and streaming policy and the worker's model in one
+process, on a simulated clock: no Redis, no websocket. For tuning and debugging the policy.
+
+    python -m bench.simulate FILE.wav [--speed 1] [--verbose]
+
+Chunks arrive every 1.024 s of simulated time; a model call occupies the simulated clock for
+its measured compute time, and chunks that arrive meanwhile join the next window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+
+from bench.scoring import error_rate
+from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
+from ingress.vad import SileroVad
+from models.transcriber import Transcriber
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32, read_wav_pcm
+from service.settings import Settings
+
+CHUNK_SAMPLES = 16_384
+
+
+@dataclass
+class Replay:
+    transcripts: list[tuple[float, Transcript]] = field(default_factory=list)
+    calls: int = 0
+    compute_s: float = 0.0
+
+    @property
+    def finals(self) -> list[Transcript]:
+        return [t for _, t in self.transcripts if t.kind == "final"]
+
+    def text(self) -> str:
+        return " ".join(t.text for t in self.finals)
+
+
+def replay(
+    pcm: bytes, transcriber: Transcriber, config: PolicyConfig, language: str = "en", verbose: bool = False
+) -> Replay:
+    vad = SileroVad().new_stream()
+    policy = ParticipantPolicy(config)
+    out = Replay()
+    step = CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES
+    chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
+    clock = 0.0
+    busy_until = 0.0
+    next_chunk = 0
+    while next_chunk < len(chunks) or policy.has_pending_speech():
+        # Deliver every chunk that has arrived by now.
+        while next_chunk < len(chunks) and (next_chunk + 1) * CHUNK_SAMPLES / SAMPLE_RATE <= clock + 1e-9:
+            chunk = chunks[next_chunk]
+            arrival_ms = int((next_chunk + 1) * CHUNK_SAMPLES / SAMPLE_RATE * 1000)
+            policy.add_audio(chunk, vad.process(pcm_to_float32(chunk)), arrival_ms)
+            next_chunk += 1
+        if next_chunk == len(chunks) and not policy.ended:
+            policy.end()
+        plan = policy.next_window(int(clock * 1000)) if clock >= busy_until else None
+        if plan is None:
+            if next_chunk == len(chunks) and not policy.in_flight and clock >= busy_until:
+                break
+            clock = max(busy_until, min(clock + 0.05, (next_chunk + 1) * CHUNK_SAMPLES / SAMPLE_RATE))
+            continue
+        started = time.perf_counter()
+        result = transcriber.transcribe(plan.pcm, language, plan.prompt)
+        spent = time.perf_counter() - started
+        out.calls += 1
+        out.compute_s += spent
+        busy_until = clock + spent
+        clock = busy_until
+        if verbose:
+            words = "".join(w.text for w in result.words)
+            print(
+                f"{clock:7.2f}s {'FINAL' if plan.final else 'plan '} "
+                f"[{plan.start / SAMPLE_RATE:6.2f}-{plan.end / SAMPLE_RATE:6.2f}] {words!r}"
+            )
+        for transcript in policy.apply(plan, result.words):
+            out.transcripts.append((clock, transcript))
+            if verbose and transcript.kind == "final":
+                print(f"          -> final {transcript.text!r}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("wav")
+    parser.add_argument("--reference", help="reference transcript file (default: WAV with .txt)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    pcm = read_wav_pcm(args.wav)
+    transcriber = Transcriber.from_settings(Settings())
+    result = replay(pcm, transcriber, PolicyConfig(), verbose=args.verbose)
+    reference_path = args.reference or args.wav.removesuffix(".wav") + ".txt"
+    reference = open(reference_path, encoding="utf-8").read()
+    offline = "".join(w.text for w in transcriber.transcribe(pcm, "en").words)
+    print(f"streamed WER {error_rate(reference, result.text()):.3f}  offline WER {error_rate(reference, offline):.3f}")
+    print(f"calls {result.calls}, compute {result.compute_s:.1f} s for {len(pcm) / 2 / SAMPLE_RATE:.1f} s audio")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Clients that stream audio to a Streaming Whisper server and show what comes back."""

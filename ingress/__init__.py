@@ -1,0 +1,1 @@
+"""The websocket edge: protocol, authorization, streaming policy, dispatch to the workers."""

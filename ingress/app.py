@@ -1,0 +1,44 @@
+"""`create_app()`: the FastAPI app and the lifespan that builds its shared services once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+
+from ingress.dispatch import Dispatcher
+from ingress.routes import router
+from ingress.services import Services
+from ingress.vad import SileroVad
+from service.settings import Settings, load_settings
+from tasks.celery_app import create_celery_app
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis_client = aioredis.Redis.from_url(settings.broker_url)
+        dispatcher = Dispatcher(redis_client, create_celery_app(settings))
+        vad = await asyncio.to_thread(SileroVad)
+        await dispatcher.start()
+        app.state.services = Services(settings=settings, dispatcher=dispatcher, vad=vad)
+        if settings.bypass_authorization:
+            logger.warning("BYPASS_AUTHORIZATION is on: anyone who can reach this server can use it")
+        logger.info("ingress %s ready", dispatcher.ingress_id)
+        try:
+            yield
+        finally:
+            await dispatcher.stop()
+            await redis_client.aclose()
+
+    app = FastAPI(title="Streaming Whisper", lifespan=lifespan)
+    app.include_router(router)
+    return app

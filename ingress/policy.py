@@ -1,0 +1,390 @@
+"""The streaming policy: one participant's audio, speech flags and hypotheses in; windows to
+transcribe and interims/finals out. Pure code: no I/O, no clock, no model (times are passed in).
+
+How it works:
+- Audio accumulates in a window that starts where the last final ended. Frames the VAD scores as
+  non-speech are trimmed from the front, so silence costs no model call and yields no text.
+- While someone speaks, a window is planned about once per `interim_step_s` of new audio
+  (never more than one in flight: the caller waits for the result before asking again).
+- Each result is a hypothesis for the whole window. Words on which two consecutive hypotheses
+  agree (LocalAgreement-2) are stable; the policy cuts a final inside the stable part at a
+  sentence end, or at the widest gap once the window passes `max_window_s`, and trims the window
+  there, so every later window starts after the committed words.
+- When the VAD hears `end_of_speech_s` of silence, when no audio arrives for `flush_interval_s`,
+  or when the meeting ends, the whole window is transcribed once more and committed as final.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.contracts import WordTiming
+
+SENTENCE_END = (".", "?", "!", "。", "？", "！")
+_NOT_WORD = re.compile(r"[^\w']+")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    interim_step_s: float = 1.0
+    """New audio between two interim windows while someone speaks."""
+    end_of_speech_s: float = 0.6
+    """VAD silence after speech that closes an utterance (its words become final at once)."""
+    flush_interval_s: float = 2.0
+    """No audio at all for this long: pending speech becomes final (WHISPER_FLUSH_BUFFER_INTERVAL)."""
+    max_window_s: float = 10.0
+    """Past this, a final is cut at the widest gap between stable words."""
+    hard_window_s: float = 20.0
+    """Past this, a final is cut at the widest gap even without agreement: windows stay bounded."""
+    speech_threshold: float = 0.5
+    min_speech_s: float = 0.2
+    """Speech (by VAD) a window must hold before it is worth a model call."""
+    speech_pad_s: float = 0.4
+    """Audio kept before the first speech frame: Whisper likes a little lead-in."""
+    vad_frame_samples: int = 512
+    min_probability: float = 0.7
+    """Mean word probability a phrase needs before a sentence end may cut it early."""
+    max_prompt_finals: int = 2
+    return_audio: bool = False
+
+
+@dataclass(frozen=True)
+class Word:
+    """A recognised word with times in seconds on the participant's own stream clock."""
+
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """A window to transcribe: samples [start, end) of the participant's stream."""
+
+    start: int
+    end: int
+    final: bool
+    prompt: str
+    pcm: bytes
+
+
+@dataclass(frozen=True)
+class Transcript:
+    utterance_id: str
+    kind: Literal["interim", "final"]
+    text: str
+    ts_ms: int
+    probability: float
+    pcm: bytes | None = None
+
+
+@dataclass
+class _Utterance:
+    id: str
+    ts_ms: int
+
+
+def new_uuid7() -> str:
+    """A UUIDv7: 48 bits of Unix milliseconds, then random bits; sorts by creation time."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))
+
+
+def normalize_word(text: str) -> str:
+    return _NOT_WORD.sub("", text.lower())
+
+
+def agreed_prefix(previous: Sequence[Word], current: Sequence[Word]) -> int:
+    """How many leading words two hypotheses share (compared without case or punctuation)."""
+    count = 0
+    for before, now in zip(previous, current, strict=False):
+        if normalize_word(before.text) != normalize_word(now.text):
+            break
+        count += 1
+    return count
+
+
+def join_words(words: Sequence[Word]) -> str:
+    return "".join(word.text for word in words).strip()
+
+
+def mean_probability(words: Sequence[Word]) -> float:
+    return sum(word.probability for word in words) / len(words) if words else 0.0
+
+
+def split_sentences(words: Sequence[Word]) -> list[list[Word]]:
+    """Phrase-sized pieces: a new piece after every word that ends a sentence."""
+    pieces: list[list[Word]] = [[]]
+    for word in words:
+        pieces[-1].append(word)
+        if word.text.rstrip().endswith(SENTENCE_END):
+            pieces.append([])
+    return [piece for piece in pieces if piece]
+
+
+class ParticipantPolicy:
+    def __init__(
+        self, config: PolicyConfig, new_id: Callable[[], str] = new_uuid7, sample_rate: int = SAMPLE_RATE
+    ) -> None:
+        self.config = config
+        self._new_id = new_id
+        self._rate = sample_rate
+        self._audio = bytearray()
+        self._window_start = 0
+        self._received = 0
+        self._arrivals: deque[tuple[int, int]] = deque()  # (chunk end sample, arrival ms)
+        self._first_frame = 0
+        self._frame_probs: list[float] = []
+        self._last_audio_ms: int | None = None
+        self._planned_until = 0
+        self._in_flight: WindowPlan | None = None
+        self._hypothesis: list[Word] = []
+        self._utterance: _Utterance | None = None
+        self._last_interim = ""
+        self._last_ts_ms = 0
+        self._finals: deque[str] = deque(maxlen=max(config.max_prompt_finals, 1))
+        self._ending = False
+
+    # ---- input -------------------------------------------------------------------------------
+
+    def add_audio(self, pcm: bytes, speech_probs: Sequence[float], arrival_ms: int) -> None:
+        """Append a chunk and the VAD probabilities of the frames it completed."""
+        self._audio += pcm
+        self._received += len(pcm) // SAMPLE_WIDTH_BYTES
+        self._arrivals.append((self._received, arrival_ms))
+        self._frame_probs.extend(float(p) for p in speech_probs)
+        self._last_audio_ms = arrival_ms
+
+    def end(self) -> None:
+        """The meeting is over: whatever speech is pending goes out as final, nothing more is planned."""
+        self._ending = True
+
+    def discard_pending(self) -> None:
+        """Forget the window (its participant's language cannot be served): nothing is planned for it."""
+        self._hypothesis = []
+        self._drop_until(self._received)
+
+    # ---- decisions ---------------------------------------------------------------------------
+
+    @property
+    def ended(self) -> bool:
+        return self._ending
+
+    @property
+    def in_flight(self) -> bool:
+        return self._in_flight is not None
+
+    @property
+    def window_seconds(self) -> float:
+        return (self._received - self._window_start) / self._rate
+
+    def has_pending_speech(self) -> bool:
+        return self._speech_seconds() >= self.config.min_speech_s or bool(self._hypothesis)
+
+    def seconds_until_flush(self, now_ms: int) -> float | None:
+        """When the idle flush would fire, for a caller that sleeps until something happens."""
+        if self._last_audio_ms is None or not self.has_pending_speech():
+            return None
+        return max(0.0, self.config.flush_interval_s - (now_ms - self._last_audio_ms) / 1000.0)
+
+    def next_window(self, now_ms: int) -> WindowPlan | None:
+        """The window to transcribe now, or None; at most one is in flight at a time."""
+        if self._in_flight is not None:
+            return None
+        self._trim_leading_silence()
+        if not self.has_pending_speech():
+            return None
+        silence_s = self._trailing_silence_seconds()
+        idle = self._last_audio_ms is not None and (
+            now_ms - self._last_audio_ms >= self.config.flush_interval_s * 1000
+        )
+        final = self._ending or idle or silence_s >= self.config.end_of_speech_s
+        new_audio_s = (self._received - max(self._planned_until, self._window_start)) / self._rate
+        if not final and new_audio_s < self.config.interim_step_s:
+            return None
+        plan = WindowPlan(
+            start=self._window_start,
+            end=self._received,
+            final=final,
+            prompt=" ".join(list(self._finals)[-self.config.max_prompt_finals :])
+            if self.config.max_prompt_finals
+            else "",
+            pcm=bytes(self._audio),
+        )
+        self._in_flight = plan
+        self._planned_until = plan.end
+        return plan
+
+    def abandon(self, plan: WindowPlan) -> None:
+        """The window could not be transcribed: keep its audio, a later window covers it again."""
+        if self._in_flight == plan:
+            self._in_flight = None
+            self._planned_until = self._window_start
+
+    def apply(self, plan: WindowPlan, window_words: Sequence[WordTiming]) -> list[Transcript]:
+        """Turn the hypothesis for `plan` into finals and an interim, and trim the window."""
+        if self._in_flight != plan:
+            raise ValueError("apply() takes the result of the window in flight, in order")
+        self._in_flight = None
+        words = self._to_stream_words(plan, window_words)
+        if plan.final:
+            out = self._commit(words, until_sample=plan.end)
+            self._hypothesis = []
+            return out
+        stable = agreed_prefix(self._hypothesis, words)
+        cut = self._choose_cut(words, stable, plan)
+        out: list[Transcript] = []
+        if cut is not None:
+            index, cut_sample = cut
+            out += self._commit(words[: index + 1], until_sample=cut_sample)
+            words = words[index + 1 :]
+        self._hypothesis = words
+        interim = self._interim(words)
+        if interim is not None:
+            out.append(interim)
+        return out
+
+    # ---- helpers -----------------------------------------------------------------------------
+
+    def _to_stream_words(self, plan: WindowPlan, window_words: Sequence[WordTiming]) -> list[Word]:
+        offset = plan.start / self._rate
+        limit = plan.end / self._rate
+        words = []
+        for word in window_words:
+            if not word.text.strip():
+                continue
+            start = min(offset + max(word.start, 0.0), limit)
+            end = min(max(offset + word.end, start), limit)
+            words.append(Word(word.text, start, end, word.probability))
+        return words
+
+    def _choose_cut(self, words: list[Word], stable: int, plan: WindowPlan) -> tuple[int, int] | None:
+        """Where to end a final inside the hypothesis: (index of its last word, cut sample)."""
+        window_s = (plan.end - plan.start) / self._rate
+        # Only cut before a word we have already heard the start of: the next word bounds the cut.
+        candidates = range(min(stable, len(words) - 1))
+        sentence_ends = [
+            i
+            for i in candidates
+            if words[i].text.rstrip().endswith(SENTENCE_END)
+            and mean_probability(words[: i + 1]) >= self.config.min_probability
+        ]
+        index: int | None = sentence_ends[-1] if sentence_ends else None
+        if index is None and window_s >= self.config.max_window_s and len(candidates):
+            index = max(candidates, key=lambda i: words[i + 1].start - words[i].end)
+        if index is None and window_s >= self.config.hard_window_s and len(words) > 1:
+            index = max(range(len(words) - 1), key=lambda i: words[i + 1].start - words[i].end)
+        if index is None:
+            if window_s >= self.config.hard_window_s and not words:
+                self._drop_until(plan.end - int(self.config.speech_pad_s * self._rate))
+            return None
+        gap_middle = (words[index].end + max(words[index + 1].start, words[index].end)) / 2
+        return index, round(gap_middle * self._rate)
+
+    def _commit(self, words: list[Word], until_sample: int) -> list[Transcript]:
+        out = []
+        pieces = split_sentences(words)
+        for n, piece in enumerate(pieces):
+            utterance = self._current_utterance(piece[0])
+            pcm = None
+            if self.config.return_audio:
+                start = int((piece[0].start - 0.1) * self._rate)
+                end = until_sample if n == len(pieces) - 1 else int(pieces[n + 1][0].start * self._rate)
+                pcm = self._slice(start, end)
+            text = join_words(piece)
+            out.append(Transcript(utterance.id, "final", text, utterance.ts_ms, mean_probability(piece), pcm))
+            self._finals.append(text)
+            self._utterance = None
+        self._last_interim = ""
+        self._drop_until(until_sample)
+        return out
+
+    def _interim(self, words: list[Word]) -> Transcript | None:
+        text = join_words(words)
+        if not text or text == self._last_interim:
+            return None
+        self._last_interim = text
+        utterance = self._current_utterance(words[0])
+        return Transcript(utterance.id, "interim", text, utterance.ts_ms, mean_probability(words))
+
+    def _current_utterance(self, first_word: Word) -> _Utterance:
+        if self._utterance is None:
+            ts = max(self._wall_ms(int(first_word.start * self._rate)), self._last_ts_ms)
+            self._last_ts_ms = ts
+            self._utterance = _Utterance(self._new_id(), ts)
+        return self._utterance
+
+    def _wall_ms(self, sample: int) -> int:
+        """When a sample was spoken, by the server clock: its chunk's arrival minus what followed it."""
+        for chunk_end, arrival_ms in self._arrivals:
+            if chunk_end > sample:
+                return arrival_ms - round((chunk_end - sample) * 1000 / self._rate)
+        return self._last_audio_ms or 0
+
+    def _slice(self, start: int, end: int) -> bytes:
+        lo = max(0, start - self._window_start) * SAMPLE_WIDTH_BYTES
+        hi = max(0, end - self._window_start) * SAMPLE_WIDTH_BYTES
+        return bytes(self._audio[lo:hi])
+
+    def _drop_until(self, sample: int) -> None:
+        sample = min(max(sample, self._window_start), self._received)
+        del self._audio[: (sample - self._window_start) * SAMPLE_WIDTH_BYTES]
+        self._window_start = sample
+        while self._arrivals and self._arrivals[0][0] <= sample:
+            self._arrivals.popleft()
+        first_kept = sample // self.config.vad_frame_samples
+        if first_kept > self._first_frame:
+            del self._frame_probs[: first_kept - self._first_frame]
+            self._first_frame = first_kept
+
+    def _speech_frames(self) -> list[int]:
+        """Absolute indices of the window's frames the VAD scored as speech."""
+        threshold = self.config.speech_threshold
+        start_frame = self._window_start // self.config.vad_frame_samples
+        return [
+            self._first_frame + i
+            for i, p in enumerate(self._frame_probs)
+            if p >= threshold and self._first_frame + i >= start_frame
+        ]
+
+    def _speech_seconds(self) -> float:
+        return len(self._speech_frames()) * self.config.vad_frame_samples / self._rate
+
+    def _trailing_silence_seconds(self) -> float:
+        frames = self._speech_frames()
+        scored_until = self._first_frame + len(self._frame_probs)
+        # No speech frame left (a cut can land past the VAD's end of speech while words are still
+        # pending): the whole window is silence, else those words would never become final.
+        silence_from = frames[-1] + 1 if frames else self._window_start // self.config.vad_frame_samples
+        return max(0, scored_until - silence_from) * self.config.vad_frame_samples / self._rate
+
+    def _trim_leading_silence(self) -> None:
+        """Drop audio before the speech (keeping a short lead-in); nothing pending is ever dropped.
+
+        A blip too short to count as speech is forgotten once it is followed by a pause, so a long
+        silence never accumulates in the window."""
+        if self._hypothesis:
+            return
+        pad = int(self.config.speech_pad_s * self._rate)
+        frames = self._speech_frames()
+        blip_over = (
+            self._speech_seconds() < self.config.min_speech_s
+            and self._trailing_silence_seconds() >= self.config.end_of_speech_s
+        )
+        if frames and not blip_over:
+            keep_from = frames[0] * self.config.vad_frame_samples - pad
+        else:
+            keep_from = self._received - pad
+        if keep_from > self._window_start:
+            self._drop_until(keep_from)

@@ -1,0 +1,160 @@
+"""Every byte of the wire format (SPEC §2 and §3), both directions.
+
+Client → server: binary frames of a 60-byte header ("participant_id|lang", padded with NUL or
+spaces) followed by PCM s16le mono 16 kHz, or a single NUL byte meaning "meeting over".
+Server → client: JSON text frames, transcripts or errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import unicodedata
+from dataclasses import dataclass
+from typing import Literal
+
+from starlette import status
+
+from service.audio import SAMPLE_WIDTH_BYTES, pcm_to_wav
+from service.languages import WHISPER_LANGUAGES
+
+HEADER_BYTES = 60
+END_OF_MEETING = b"\x00"
+HEADER_PADDING = "\x00 "
+MAX_PARTICIPANT_ID_CHARS = HEADER_BYTES - len("|xx")
+"""The whole header is 60 bytes and holds at least "|xx", so ids are no longer than the rest (57)."""
+
+
+class ProtocolError(Exception):
+    """A client message that breaks the contract; `close_code` says how a websocket would close."""
+
+    def __init__(self, close_code: int, message: str, participant_id: str | None = None) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.message = message
+        self.participant_id = participant_id
+
+
+@dataclass(frozen=True)
+class AudioMessage:
+    participant_id: str
+    language: str
+    pcm: bytes
+
+
+@dataclass(frozen=True)
+class EndOfMeeting:
+    pass
+
+
+ClientMessage = AudioMessage | EndOfMeeting
+
+
+def parse_client_message(frame: bytes) -> ClientMessage:
+    """Parse one binary frame; raises ProtocolError with the close code for anything malformed."""
+    if frame == END_OF_MEETING:
+        return EndOfMeeting()
+    if len(frame) < HEADER_BYTES:
+        raise ProtocolError(
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA,
+            f"message of {len(frame)} bytes is shorter than the {HEADER_BYTES}-byte header",
+        )
+    participant_id, language = parse_header(frame[:HEADER_BYTES])
+    pcm = frame[HEADER_BYTES:]
+    if not pcm:
+        raise ProtocolError(
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "message holds a header but no audio", participant_id
+        )
+    if len(pcm) % SAMPLE_WIDTH_BYTES:
+        raise ProtocolError(
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA,
+            f"audio of {len(pcm)} bytes is not whole 16-bit samples",
+            participant_id,
+        )
+    return AudioMessage(participant_id=participant_id, language=language, pcm=pcm)
+
+
+def parse_header(header: bytes) -> tuple[str, str]:
+    """`participant_id|lang` with NUL (Java) or space (browser) padding; returns (id, short lang)."""
+    try:
+        text = header.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "header is not valid UTF-8") from None
+    text = text.strip(HEADER_PADDING)
+    if "|" not in text:
+        raise ProtocolError(
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "header must be 'participant_id|lang'; no '|' found"
+        )
+    participant_id, raw_language = text.split("|", 1)
+    _check_participant_id(participant_id)
+    return participant_id, parse_language(raw_language, participant_id)
+
+
+def _check_participant_id(participant_id: str) -> None:
+    if not participant_id:
+        raise ProtocolError(status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "participant id is empty")
+    if len(participant_id) > MAX_PARTICIPANT_ID_CHARS:
+        raise ProtocolError(
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA,
+            f"participant id is longer than {MAX_PARTICIPANT_ID_CHARS} characters",
+        )
+    if any(unicodedata.category(char).startswith("C") for char in participant_id):
+        raise ProtocolError(
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "participant id holds control characters"
+        )
+
+
+def parse_language(raw: str, participant_id: str | None = None) -> str:
+    """`en`, `EN`, `en-US`, `en_us` → `en`; anything Whisper does not know is refused."""
+    code = raw.strip(HEADER_PADDING).replace("_", "-").split("-", 1)[0].lower()
+    if code not in WHISPER_LANGUAGES:
+        raise ProtocolError(
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA,
+            f"language {raw.strip(HEADER_PADDING)!r} is not a language code Whisper knows",
+            participant_id,
+        )
+    return code
+
+
+def build_header(participant_id: str, language: str, padding: Literal["\x00", " "] = "\x00") -> bytes:
+    """The client side of `parse_header` (used by our clients and tests)."""
+    raw = f"{participant_id}|{language}".encode()
+    if len(raw) > HEADER_BYTES:
+        raise ValueError(f"header {raw!r} is longer than {HEADER_BYTES} bytes")
+    return raw + padding.encode() * (HEADER_BYTES - len(raw))
+
+
+TranscriptType = Literal["interim", "final"]
+
+
+def encode_transcript(
+    *,
+    utterance_id: str,
+    participant_id: str,
+    ts_ms: int,
+    text: str,
+    kind: TranscriptType,
+    variance: float,
+    pcm: bytes | None = None,
+) -> str:
+    """The SPEC §3 result message, exactly these fields in this order."""
+    audio = base64.b64encode(pcm_to_wav(pcm)).decode("ascii") if pcm and kind == "final" else ""
+    return json.dumps(
+        {
+            "id": utterance_id,
+            "participant_id": participant_id,
+            "ts": ts_ms,
+            "text": text,
+            "audio": audio,
+            "type": kind,
+            "variance": round(min(1.0, max(0.0, variance)), 4),
+        },
+        ensure_ascii=False,
+    )
+
+
+def encode_error(code: int, message: str, participant_id: str | None = None) -> str:
+    payload: dict[str, object] = {"type": "error", "code": code, "message": message}
+    if participant_id is not None:
+        payload["participant_id"] = participant_id
+    return json.dumps(payload, ensure_ascii=False)

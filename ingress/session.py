@@ -1,0 +1,187 @@
+"""One meeting's websocket: its participants, each driven by its own task so a slow one never
+stalls the others. The streaming decisions live in `policy.py`; this module does the I/O around
+them (VAD in a thread, windows to the dispatcher, transcripts to the socket)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette import status
+
+from ingress.dispatch import Dispatcher, TranscriptionError
+from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
+from ingress.protocol import AudioMessage, encode_error, encode_transcript
+from ingress.vad import SileroVad, VadStream
+from service.audio import pcm_to_float32
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RETRY_DELAY_S = 1.0
+"""After a failed window, wait this long before trying the (still kept) audio again."""
+
+Send = Callable[[str], Awaitable[None]]
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def policy_config(settings: Settings) -> PolicyConfig:
+    return PolicyConfig(
+        flush_interval_s=settings.flush_interval_s,
+        min_probability=settings.whisper_min_probability,
+        max_prompt_finals=settings.whisper_max_finals_in_initial_prompt,
+        return_audio=settings.whisper_return_transcribed_audio,
+    )
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    meeting_id: str
+    settings: Settings
+    dispatcher: Dispatcher
+    vad: SileroVad
+    send: Send
+
+
+class Participant:
+    def __init__(self, context: SessionContext, participant_id: str, language: str) -> None:
+        self.id = participant_id
+        self.language = language
+        self.refused_language: str | None = None
+        self._context = context
+        self._policy = ParticipantPolicy(policy_config(context.settings))
+        self._vad: VadStream = context.vad.new_stream()
+        self._wake = asyncio.Event()
+        self.task = asyncio.create_task(self._drive(), name=f"participant-{participant_id}")
+        self.task.add_done_callback(self._log_crash)
+
+    def _log_crash(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "meeting %s participant %s: stopped by an error",
+                self._context.meeting_id,
+                self.id,
+                exc_info=task.exception(),
+            )
+
+    async def add_audio(self, message: AudioMessage) -> None:
+        if message.language != self.language:
+            self.language = message.language
+            self.refused_language = None
+        if self.refused_language == self.language:
+            return  # told once already; the model cannot serve this language
+        arrival_ms = now_ms()
+        probs = await asyncio.to_thread(self._vad.process, pcm_to_float32(message.pcm))
+        self._policy.add_audio(message.pcm, probs, arrival_ms)
+        self._wake.set()
+
+    def end(self) -> None:
+        self._policy.end()
+        self._wake.set()
+
+    async def _drive(self) -> None:
+        """Plan a window, await its result, apply it; sleep until new audio or the flush deadline."""
+        policy = self._policy
+        while True:
+            self._wake.clear()
+            plan = policy.next_window(now_ms())
+            if plan is None:
+                if policy.ended:
+                    return
+                # On timeout the flush deadline has passed: next_window() then plans a final.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), policy.seconds_until_flush(now_ms()))
+                continue
+            settings = self._context.settings
+            try:
+                result = await self._context.dispatcher.transcribe(
+                    plan.pcm, self.language, plan.prompt, settings.transcription_timeout_s
+                )
+            except TranscriptionError as error:
+                policy.abandon(plan)
+                await self._report(error)
+                if error.code == "unsupported_language":
+                    self.refused_language = self.language
+                    policy.discard_pending()
+                else:
+                    await asyncio.sleep(RETRY_DELAY_S)
+                continue
+            for transcript in policy.apply(plan, result.words):
+                await self._send(transcript)
+
+    async def _report(self, error: TranscriptionError) -> None:
+        logger.warning(
+            "meeting %s participant %s: window failed: %s", self._context.meeting_id, self.id, error
+        )
+        code = (
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
+            if error.code == "unsupported_language"
+            else status.WS_1011_INTERNAL_ERROR
+        )
+        await self._context.send(encode_error(code, error.message, self.id))
+
+    async def _send(self, transcript: Transcript) -> None:
+        await self._context.send(
+            encode_transcript(
+                utterance_id=transcript.utterance_id,
+                participant_id=self.id,
+                ts_ms=transcript.ts_ms,
+                text=transcript.text,
+                kind=transcript.kind,
+                variance=transcript.probability,
+                pcm=transcript.pcm,
+            )
+        )
+
+
+class MeetingSession:
+    def __init__(self, context: SessionContext) -> None:
+        self._context = context
+        self._participants: dict[str, Participant] = {}
+
+    @property
+    def participant_count(self) -> int:
+        return len(self._participants)
+
+    async def add_audio(self, message: AudioMessage) -> None:
+        participant = self._participants.get(message.participant_id)
+        if participant is None:
+            participant = Participant(self._context, message.participant_id, message.language)
+            self._participants[message.participant_id] = participant
+            logger.info("meeting %s: participant %s joined", self._context.meeting_id, participant.id)
+        await participant.add_audio(message)
+
+    async def finish(self, timeout_s: float) -> None:
+        """End of meeting: every participant's pending speech goes out as finals, then we return."""
+        for participant in self._participants.values():
+            participant.end()
+        tasks = [participant.task for participant in self._participants.values()]
+        if not tasks:
+            return
+        done, pending = await asyncio.wait(tasks, timeout=timeout_s)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+        if pending:
+            logger.warning(
+                "meeting %s: %d participant(s) still pending after %.0f s at the end of the meeting",
+                self._context.meeting_id,
+                len(pending),
+                timeout_s,
+            )
+
+    async def close(self) -> None:
+        """The socket is gone: stop every participant's work."""
+        tasks = [participant.task for participant in self._participants.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,125 @@
+"""The faster-whisper wrapper the workers use: load once, transcribe windows into timed words."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.catalogue import resolve_model_folder
+from models.hallucinations import SegmentStats, is_hallucination
+from service.audio import pcm_to_float32
+from service.contracts import WordTiming
+from service.languages import ENGLISH
+from service.settings import Device, Settings
+
+logger = logging.getLogger(__name__)
+
+TEMPERATURES = (0.0, 0.2, 0.4, 0.6)
+"""Greedy first; fall back to sampling only when the output looks broken (repetition, low logprob)."""
+
+
+class UnsupportedLanguageError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Transcription:
+    words: list[WordTiming]
+    compute_s: float
+
+
+def pick_device(requested: Device) -> str:
+    """`auto` means CUDA when CTranslate2 sees a GPU, else CPU."""
+    if requested is not Device.AUTO:
+        return requested.value
+    import ctranslate2
+
+    return Device.CUDA.value if ctranslate2.get_cuda_device_count() > 0 else Device.CPU.value
+
+
+class Transcriber:
+    def __init__(
+        self,
+        model_folder: Path,
+        *,
+        device: str = "cpu",
+        device_index: int | list[int] = 0,
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        cpu_threads: int = 0,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        started = time.perf_counter()
+        self._model = WhisperModel(
+            str(model_folder),
+            device=device,
+            device_index=device_index,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
+            local_files_only=True,
+        )
+        self._beam_size = beam_size
+        self.model_folder = model_folder
+        self.device = device
+        self.load_s = time.perf_counter() - started
+        logger.info("loaded model %s on %s (%s) in %.2f s", model_folder, device, compute_type, self.load_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, gpu_index: int | None = None) -> Transcriber:
+        device = pick_device(settings.whisper_device)
+        return cls(
+            resolve_model_folder(settings.whisper_model_name, settings.whisper_model_path),
+            device=device,
+            device_index=gpu_index if gpu_index is not None else settings.whisper_gpu_indices,
+            compute_type=settings.whisper_compute_type,
+            beam_size=settings.beam_size,
+            cpu_threads=settings.whisper_cpu_threads,
+        )
+
+    @property
+    def multilingual(self) -> bool:
+        return bool(self._model.model.is_multilingual)
+
+    def check_language(self, language: str) -> None:
+        if not self.multilingual and language != ENGLISH:
+            raise UnsupportedLanguageError(
+                f"the loaded model ({self.model_folder.name}) is English-only and cannot serve {language!r}"
+            )
+
+    def transcribe(self, pcm: bytes, language: str, prompt: str = "") -> Transcription:
+        """Words of one window with times in seconds from its start; made-up segments dropped."""
+        self.check_language(language)
+        started = time.perf_counter()
+        segments, _info = self._model.transcribe(
+            pcm_to_float32(pcm),
+            language=language,
+            beam_size=self._beam_size,
+            temperature=list(TEMPERATURES),
+            word_timestamps=True,
+            initial_prompt=prompt or None,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
+        words: list[WordTiming] = []
+        for segment in segments:
+            segment_words = segment.words or []
+            stats = SegmentStats(
+                text=segment.text,
+                no_speech_prob=segment.no_speech_prob,
+                avg_logprob=segment.avg_logprob,
+                compression_ratio=segment.compression_ratio,
+                mean_word_probability=(
+                    sum(w.probability for w in segment_words) / len(segment_words) if segment_words else 0.0
+                ),
+            )
+            if is_hallucination(stats):
+                logger.debug("dropped a segment that looks made up: %r", segment.text)
+                continue
+            words += [
+                WordTiming(text=w.word, start=w.start, end=w.end, probability=w.probability)
+                for w in segment_words
+            ]
+        return Transcription(words=words, compute_s=time.perf_counter() - started)

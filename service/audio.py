@@ -1,0 +1,40 @@
+"""The audio format of the whole service: PCM s16le, mono, 16 kHz (SPEC §2)."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+SAMPLE_WIDTH_BYTES = 2
+BYTES_PER_SECOND = SAMPLE_RATE * SAMPLE_WIDTH_BYTES
+
+
+def pcm_to_float32(pcm: bytes) -> np.ndarray:
+    """PCM s16le bytes to float32 samples in [-1, 1), the form Whisper and Silero expect."""
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+
+
+def pcm_to_wav(pcm: bytes) -> bytes:
+    """Wrap raw PCM in a WAV header (the `audio` field of a final)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(SAMPLE_WIDTH_BYTES)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def read_wav_pcm(path: str) -> bytes:
+    """PCM bytes of a 16 kHz mono s16 WAV file; anything else is refused with the reason."""
+    with wave.open(path, "rb") as wav:
+        shape = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth())
+        if shape != (SAMPLE_RATE, 1, SAMPLE_WIDTH_BYTES):
+            raise ValueError(
+                f"{path}: need 16 kHz mono 16-bit WAV, got {shape[0]} Hz, {shape[1]} channel(s), "
+                f"{8 * shape[2]}-bit"
+            )
+        return wav.readframes(wav.getnframes())

@@ -1,0 +1,44 @@
+"""Messages that cross the process boundary between the ingress and the workers (JSON, never pickle).
+
+The audio itself never travels inside these messages: the ingress stores the window's PCM bytes
+under a Redis key (`names.audio_key`) and the request carries that key.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class WindowRequest(_Message):
+    """Transcribe one participant's window of audio."""
+
+    request_id: str
+    audio_key: str
+    """Redis key holding the window: PCM s16le mono 16 kHz bytes."""
+    reply_to: str
+    """Redis stream the result is appended to (one per ingress process)."""
+    language: str
+    prompt: str = ""
+    """Text of the participant's last finals, to condition the decoder."""
+
+
+class WordTiming(_Message):
+    """One recognised word; times in seconds from the start of the window."""
+
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+class WindowResult(_Message):
+    request_id: str
+    words: list[WordTiming] = []
+    compute_s: float = 0.0
+    error_code: str | None = None
+    """Set when the worker could not transcribe the window; `error_message` says why."""
+    error_message: str | None = None

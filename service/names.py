@@ -1,0 +1,32 @@
+"""Every name this service uses in Redis and Celery, built in one place."""
+
+from __future__ import annotations
+
+PREFIX = "streaming-whisper"
+TRANSCRIBE_TASK = "streaming_whisper.transcribe_window"
+TRANSCRIBE_QUEUE = "transcribe"
+AUDIO_TTL_S = 300
+"""Window audio outlives any sane queue wait, then expires on its own if nobody deletes it."""
+REPLY_STREAM_TTL_S = 3600
+REPLY_STREAM_MAXLEN = 10_000
+
+
+def audio_key(request_id: str) -> str:
+    return f"{PREFIX}:audio:{request_id}"
+
+
+def reply_stream(ingress_id: str) -> str:
+    """Results for one ingress process; its id is random, so replicas never read each other's."""
+    return f"{PREFIX}:replies:{ingress_id}"
+
+WORKER_HEARTBEAT_TTL_S = 15
+WORKER_HEARTBEAT_EVERY_S = 5
+
+
+def worker_heartbeat_key(worker_id: str) -> str:
+    """Present while a worker process with a loaded model is alive."""
+    return f"{PREFIX}:workers:{worker_id}"
+
+
+def worker_heartbeat_pattern() -> str:
+    return f"{PREFIX}:workers:*"

@@ -1,0 +1,159 @@
+"""The one settings object: every variable of SPEC §4 (and a few of our own), read once, validated.
+
+Entry points call `load_settings()` once and pass the object down; tests build their own `Settings(...)`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class Device(StrEnum):
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a bad value; the message names the variable."""
+
+
+def _parse_flag(value: object) -> object:
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    return value
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- models and workers -------------------------------------------------------------------
+    whisper_model_name: str = "tiny.en"
+    """A catalogue name (`tiny.en`, `base`) or a folder name under WHISPER_MODEL_PATH."""
+    whisper_model_path: Path | None = None
+    """A CTranslate2 Whisper folder, or a folder holding one folder per model name."""
+    beam_size: int = Field(default=1, ge=1, le=10)
+    whisper_compute_type: str = "int8"
+    whisper_device: Device = Device.AUTO
+    whisper_gpu_indices: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [0])
+    whisper_cpu_threads: int = Field(default=0, ge=0)
+    """CTranslate2 threads per worker process on CPU; 0 means one per core."""
+    worker_concurrency: int = Field(default=1, ge=1)
+
+    # --- streaming policy ---------------------------------------------------------------------
+    whisper_return_transcribed_audio: bool = False
+    whisper_min_probability: float = Field(default=0.7, ge=0.0, le=1.0)
+    whisper_flush_buffer_interval: int = Field(default=2000, ge=100, le=600_000)
+    """Milliseconds without new audio after which a participant's pending speech becomes final."""
+    whisper_max_finals_in_initial_prompt: int = Field(default=2, ge=0, le=20)
+
+    # --- the websocket edge -------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    whisper_max_connections: int = Field(default=100, ge=1)
+    ws_max_size_bytes: int = Field(default=1_000_000, ge=61)
+    transcription_timeout_s: float = Field(default=60.0, gt=0)
+    """How long a participant waits for one window's result before reporting an error."""
+
+    # --- authorization ------------------------------------------------------------------------
+    bypass_authorization: bool = False
+    asap_pub_keys_repo_url: str | None = None
+    asap_pub_keys_folder: str | None = None
+    asap_pub_keys_fallback_folder: str | None = None
+    asap_pub_keys_auds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- Redis --------------------------------------------------------------------------------
+    redis_url: str | None = None
+    redis_host: str | None = None
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+
+    log_level: str = "INFO"
+
+    @field_validator("whisper_return_transcribed_audio", "bypass_authorization", mode="before")
+    @classmethod
+    def _flags(cls, value: object) -> object:
+        return _parse_flag(value)
+
+    @field_validator("whisper_gpu_indices", "asap_pub_keys_auds", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("whisper_gpu_indices")
+    @classmethod
+    def _gpu_indices(cls, value: list[int]) -> list[int]:
+        if not value or any(index < 0 for index in value):
+            raise ValueError("give one or more GPU indices >= 0, comma separated, e.g. 0,1")
+        return value
+
+    @field_validator("whisper_device", mode="before")
+    @classmethod
+    def _device(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("use one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("whisper_model_path")
+    @classmethod
+    def _model_path_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_dir():
+            raise ValueError(f"{value} is not a folder")
+        return value
+
+    @property
+    def broker_url(self) -> str:
+        """REDIS_URL wins; otherwise REDIS_HOST and REDIS_PORT; otherwise the local default."""
+        if self.redis_url:
+            return self.redis_url
+        return f"redis://{self.redis_host or '127.0.0.1'}:{self.redis_port}/0"
+
+    @property
+    def redis_configured(self) -> bool:
+        return bool(self.redis_url or self.redis_host)
+
+    @property
+    def flush_interval_s(self) -> float:
+        return self.whisper_flush_buffer_interval / 1000.0
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"]).upper() or "configuration"
+            problems.append(f"{where}: {item['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(problems)) from None

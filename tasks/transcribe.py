@@ -1,0 +1,122 @@
+"""`transcribe_window`: fetch a window's audio from Redis, run the model, append the result to the
+ingress's reply stream. The model is built once per worker process, never at import."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery, signals
+
+from models.transcriber import Transcriber, UnsupportedLanguageError
+from service import names
+from service.contracts import WindowRequest, WindowResult
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerResources:
+    transcriber: Transcriber
+    redis: redis.Redis
+
+
+class _ProcessResources:
+    """Built on first use in each worker process (prefork children build it at start-up)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._resources: WorkerResources | None = None
+        self._pid = 0
+
+    def get(self) -> WorkerResources:
+        if self._resources is None or self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._resources = WorkerResources(
+                transcriber=Transcriber.from_settings(self._settings),
+                redis=redis.Redis.from_url(self._settings.broker_url),
+            )
+        return self._resources
+
+
+def start_heartbeat(client: redis.Redis) -> threading.Thread:
+    """Advertise this process (its model is loaded) to the ingress's readiness check."""
+    key = names.worker_heartbeat_key(f"{socket.gethostname()}:{os.getpid()}")
+
+    def beat() -> None:
+        while True:
+            try:
+                client.set(key, "ready", ex=names.WORKER_HEARTBEAT_TTL_S)
+            except redis.RedisError as error:
+                logger.warning("worker heartbeat: %s", error)
+            threading.Event().wait(names.WORKER_HEARTBEAT_EVERY_S)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    return thread
+
+
+def publish_result(client: redis.Redis, reply_to: str, result: WindowResult) -> None:
+    with client.pipeline(transaction=False) as pipe:
+        pipe.xadd(
+            reply_to,
+            {"result": result.model_dump_json()},
+            maxlen=names.REPLY_STREAM_MAXLEN,
+            approximate=True,
+        )
+        pipe.expire(reply_to, names.REPLY_STREAM_TTL_S)
+        pipe.execute()
+
+
+def transcribe_request(resources: WorkerResources, request: WindowRequest) -> WindowResult:
+    pcm = resources.redis.get(request.audio_key)
+    if pcm is None:
+        return WindowResult(
+            request_id=request.request_id,
+            error_code="audio_expired",
+            error_message="the window's audio expired before a worker picked it up",
+        )
+    try:
+        transcription = resources.transcriber.transcribe(pcm, request.language, request.prompt)
+    except UnsupportedLanguageError as error:
+        return WindowResult(
+            request_id=request.request_id, error_code="unsupported_language", error_message=str(error)
+        )
+    return WindowResult(
+        request_id=request.request_id, words=transcription.words, compute_s=transcription.compute_s
+    )
+
+
+def register_tasks(app: Celery, settings: Settings) -> None:
+    resources = _ProcessResources(settings)
+
+    @signals.worker_process_init.connect(weak=False)
+    def _load_model(**_: Any) -> None:
+        start_heartbeat(resources.get().redis)
+
+    @app.task(name=names.TRANSCRIBE_TASK)
+    def transcribe_window(payload: dict[str, Any]) -> None:
+        request = WindowRequest.model_validate(payload)
+        worker = resources.get()
+        try:
+            result = transcribe_request(worker, request)
+        except Exception as error:
+            # The one catch-all of the task: tell the waiting participant, then let Celery see it.
+            logger.exception("window %s failed", request.request_id)
+            publish_result(
+                worker.redis,
+                request.reply_to,
+                WindowResult(
+                    request_id=request.request_id,
+                    error_code="transcription_failed",
+                    error_message=f"{type(error).__name__}: {error}",
+                ),
+            )
+            raise
+        publish_result(worker.redis, request.reply_to, result)

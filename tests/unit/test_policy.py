@@ -1,0 +1,833 @@
+"""The streaming policy, driven with plain numbers: audio of the right length, one VAD probability
+per 512-sample frame, arrival times we choose, and word lists standing in for the model."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from ingress.policy import (
+    ParticipantPolicy,
+    PolicyConfig,
+    Transcript,
+    WindowPlan,
+    Word,
+    agreed_prefix,
+    new_uuid7,
+    normalize_word,
+    split_sentences,
+)
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.contracts import WordTiming
+
+pytestmark = pytest.mark.unit
+
+FRAME = 512
+BROWSER_CHUNK_FRAMES = 32  # 16384 samples, 1.024 s: what the browser sends
+T0_MS = 1_732_450_000_000
+"""Server clock when the participant's first sample was spoken."""
+VAD_MERGE_GAP_S = 0.5
+"""Pauses between words shorter than this are speech to our fake VAD, as they are to Silero."""
+
+
+def counting_ids() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: f"utt-{next(counter)}"
+
+
+def samples(seconds: float) -> int:
+    return round(seconds * SAMPLE_RATE)
+
+
+RAMP_PERIOD = 8 * 32768
+
+
+def ramp_pcm(start: int, end: int) -> bytes:
+    """Audio whose every sample tells where it is in the stream: index // 8, wrapping every 16.4 s."""
+    return (np.arange(start, end) % RAMP_PERIOD // 8).astype("<i2").tobytes()
+
+
+def starts_at(pcm: bytes, sample: int) -> bool:
+    """Whether a slice of `ramp_pcm` audio starts at `sample` of the stream (to within 8 samples)."""
+    return abs(int(np.frombuffer(pcm[:2], dtype="<i2")[0]) * 8 - sample % RAMP_PERIOD) <= 8
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """A word as it was really said: seconds on the participant's stream."""
+
+    text: str
+    start: float
+    end: float
+    probability: float = 0.9
+
+
+def say(
+    text: str, start: float, word_s: float = 0.3, gap_s: float = 0.1, probability: float = 0.9
+) -> list[Spoken]:
+    words = []
+    for token in text.split():
+        words.append(Spoken(f" {token}", round(start, 3), round(start + word_s, 3), probability))
+        start += word_s + gap_s
+    return words
+
+
+def in_window(plan: WindowPlan, words: Sequence[Spoken]) -> list[WordTiming]:
+    """What a perfect model hears in `plan`: the words wholly inside it, in window time."""
+    offset, limit = plan.start / SAMPLE_RATE, plan.end / SAMPLE_RATE
+    return [
+        WordTiming(text=w.text, start=w.start - offset, end=w.end - offset, probability=w.probability)
+        for w in words
+        if w.start >= offset - 1e-6 and w.end <= limit + 1e-6
+    ]
+
+
+def timings(plan: WindowPlan, *words: tuple[str, float, float]) -> list[WordTiming]:
+    """Hand-written model output with stream times, converted to the window's clock."""
+    offset = plan.start / SAMPLE_RATE
+    return [WordTiming(text=t, start=s - offset, end=e - offset, probability=0.9) for t, s, e in words]
+
+
+Model = Callable[[WindowPlan], list[WordTiming]]
+
+
+@dataclass
+class Session:
+    """One participant speaking `words` in real time, chunk by chunk, to a policy and a model.
+
+    The VAD says speech wherever words are (pauses under VAD_MERGE_GAP_S included), unless `speech`
+    lists the speech intervals itself. Each chunk arrives `lag_ms` after its last sample was spoken.
+    """
+
+    words: list[Spoken] = field(default_factory=list)
+    config: PolicyConfig = field(default_factory=PolicyConfig)
+    speech: list[tuple[float, float]] | None = None
+    chunk_frames: int = BROWSER_CHUNK_FRAMES
+    lag_ms: int = 0
+    model: Model | None = None
+    received: int = 0
+    plans: list[WindowPlan] = field(default_factory=list)
+    out: list[Transcript] = field(default_factory=list)
+    early_finals: int = 0
+    """Finals cut while the speaker was still talking (from interim windows)."""
+
+    def __post_init__(self) -> None:
+        self.policy = ParticipantPolicy(self.config, new_id=counting_ids())
+        if self.speech is None:
+            self.speech = []
+            for word in sorted(self.words, key=lambda w: w.start):
+                if self.speech and word.start - self.speech[-1][1] < VAD_MERGE_GAP_S:
+                    self.speech[-1] = (self.speech[-1][0], max(self.speech[-1][1], word.end))
+                else:
+                    self.speech.append((word.start, word.end))
+        if self.model is None:
+            self.model = lambda plan: in_window(plan, self.words)
+
+    @property
+    def now_ms(self) -> int:
+        return T0_MS + round(self.received * 1000 / SAMPLE_RATE) + self.lag_ms
+
+    def vad(self, frame: int) -> float:
+        middle = (frame + 0.5) * FRAME / SAMPLE_RATE
+        assert self.speech is not None
+        return 1.0 if any(start <= middle < end for start, end in self.speech) else 0.0
+
+    def send_chunk(self, frames: int, arrival_ms: int | None = None) -> None:
+        first = self.received // FRAME
+        end = self.received + frames * FRAME
+        pcm = ramp_pcm(self.received, end)
+        self.received = end
+        probs = [self.vad(frame) for frame in range(first, first + frames)]
+        self.policy.add_audio(pcm, probs, self.now_ms if arrival_ms is None else arrival_ms)
+
+    def feed(self, until_s: float) -> None:
+        """Send chunks until the stream reaches `until_s`, without asking for windows."""
+        while (frames := self._frames_until(until_s)) > 0:
+            self.send_chunk(min(self.chunk_frames, frames))
+
+    def play(self, until_s: float) -> list[Transcript]:
+        """Send chunks until `until_s`, planning and applying windows after each, as the ingress does."""
+        before = len(self.out)
+        while (frames := self._frames_until(until_s)) > 0:
+            self.send_chunk(min(self.chunk_frames, frames))
+            self.step()
+        return self.out[before:]
+
+    def _frames_until(self, until_s: float) -> int:
+        return -(-(samples(until_s) - self.received) // FRAME)
+
+    def step(self, now_ms: int | None = None) -> list[Transcript]:
+        plan = self.policy.next_window(self.now_ms if now_ms is None else now_ms)
+        if plan is None:
+            return []
+        assert self.model is not None
+        self.plans.append(plan)
+        result = self.policy.apply(plan, self.model(plan))
+        self.out += result
+        if not plan.final:
+            self.early_finals += sum(t.kind == "final" for t in result)
+        return result
+
+    @property
+    def finals(self) -> list[Transcript]:
+        return [t for t in self.out if t.kind == "final"]
+
+    @property
+    def interims(self) -> list[Transcript]:
+        return [t for t in self.out if t.kind == "interim"]
+
+
+JFK = "And so my fellow Americans. Ask not what your country can do for you."
+
+
+# ---- silence ------------------------------------------------------------------------------------
+
+
+def test_silence_never_plans_a_window_and_the_window_stays_short() -> None:
+    session = Session()
+
+    session.play(until_s=600)
+
+    assert session.plans == []
+    assert session.policy.window_seconds <= PolicyConfig().speech_pad_s
+    assert session.policy.seconds_until_flush(session.now_ms) is None
+
+
+def test_after_a_long_silence_the_first_window_holds_only_the_speech() -> None:
+    session = Session(words=say("Hello there", start=600.0))
+
+    session.play(until_s=602)
+
+    first = session.plans[0]
+    lead_in = samples(PolicyConfig().speech_pad_s)
+    assert first.start >= samples(600.0) - lead_in - FRAME
+    assert len(first.pcm) == (first.end - first.start) * SAMPLE_WIDTH_BYTES
+    assert starts_at(first.pcm, first.start)
+
+
+def test_long_silence_keeps_no_bookkeeping_per_chunk() -> None:
+    session = Session()
+
+    session.play(until_s=600)
+
+    # Memory: none of the buffers that follow the audio grows with the length of a silence.
+    assert len(session.policy._audio) <= samples(1.0) * SAMPLE_WIDTH_BYTES
+    assert len(session.policy._frame_probs) <= 2 * BROWSER_CHUNK_FRAMES
+    assert len(session.policy._arrivals) <= 2
+
+
+def test_a_blip_too_short_for_speech_is_forgotten() -> None:
+    session = Session(speech=[(5.0, 5.1)])  # 3 frames, under min_speech_s
+
+    session.play(until_s=30)
+
+    assert session.plans == []
+    assert session.policy.window_seconds <= PolicyConfig().speech_pad_s
+
+
+# ---- interims while someone speaks --------------------------------------------------------------
+
+
+def test_speech_plans_an_interim_window_once_per_second_of_new_audio() -> None:
+    session = Session(speech=[(0.0, 12.0)], chunk_frames=16, model=lambda plan: [])  # 0.512 s chunks
+
+    session.play(until_s=10.24)
+
+    assert len(session.plans) == 10
+    assert all(not plan.final for plan in session.plans)
+    assert all(plan.start == 0 for plan in session.plans)
+    steps = [b.end - a.end for a, b in itertools.pairwise(session.plans)]
+    assert steps == [2 * 16 * FRAME] * 9  # every second chunk: 1.024 s of new audio each
+
+
+def test_never_a_second_window_while_one_is_in_flight() -> None:
+    session = Session(speech=[(0.0, 3.0)])
+    session.feed(2.0)
+    plan = session.policy.next_window(session.now_ms)
+    assert plan is not None and session.policy.in_flight
+
+    session.feed(6.0)  # speech, then end of speech: normally a final would be due
+    session.policy.end()
+
+    assert session.policy.next_window(session.now_ms + 60_000) is None
+    session.policy.apply(plan, [])
+    follow_up = session.policy.next_window(session.now_ms)
+    assert follow_up is not None and follow_up.final
+
+
+def test_interims_share_an_id_and_the_final_carries_it() -> None:
+    session = Session(words=say("And so my fellow Americans ask not", start=0.5))
+
+    session.play(until_s=6.0)
+
+    assert [t.kind for t in session.out][-1] == "final"
+    assert len(session.interims) >= 2
+    assert {t.utterance_id for t in session.out} == {"utt-1"}
+    assert session.finals[0].text == "And so my fellow Americans ask not"
+    texts = [t.text for t in session.interims]
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+
+
+def test_next_utterance_gets_a_new_id() -> None:
+    session = Session(words=say("Good morning everyone", 0.5) + say("Can you hear me", 5.0))
+
+    session.play(until_s=9.0)
+
+    assert [(t.utterance_id, t.text) for t in session.finals] == [
+        ("utt-1", "Good morning everyone"),
+        ("utt-2", "Can you hear me"),
+    ]
+    assert {t.utterance_id for t in session.interims} == {"utt-1", "utt-2"}
+
+
+def test_an_interim_repeating_the_last_text_is_not_sent_again() -> None:
+    session = Session(words=say("One two", 0.2), speech=[(0.0, 8.0)])  # VAD hears speech, no new words
+
+    session.play(until_s=6.0)
+
+    assert [t.text for t in session.interims] == ["One two"]
+
+
+# ---- LocalAgreement: sentence ends ----------------------------------------------------------------
+
+
+def test_agreed_sentence_end_is_cut_as_a_final_while_speech_goes_on() -> None:
+    words = say(JFK, start=0.5)
+    americans, ask = words[4], words[5]
+    session = Session(words=words)
+
+    session.play(until_s=5.2)
+
+    assert [(t.kind, t.text) for t in session.finals] == [("final", "And so my fellow Americans.")]
+    next_start = next(plan.start for plan in session.plans if plan.start > session.plans[0].start)
+    assert samples(americans.end) <= next_start <= samples(ask.start)
+    assert session.interims[-1].text.startswith("Ask")
+    assert session.interims[-1].utterance_id != session.finals[0].utterance_id
+
+
+def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
+    session = Session(speech=[(0.0, 10.0)])
+    policy = session.policy
+    session.feed(1.1)
+    first = policy.next_window(session.now_ms)
+    assert first is not None
+    policy.apply(first, timings(first, (" And", 0.1, 0.3), (" so", 0.4, 0.6), (" my", 0.7, 0.9)))
+    session.feed(2.2)
+    second = policy.next_window(session.now_ms)
+    assert second is not None
+
+    out = policy.apply(
+        second,
+        timings(
+            second,
+            (" And", 0.1, 0.3),
+            (" so", 0.4, 0.6),
+            (" my", 0.7, 0.9),
+            (" friends.", 1.0, 1.4),
+            (" Ask", 1.6, 1.9),
+        ),
+    )
+
+    assert [t.kind for t in out] == ["interim"]
+    assert out[0].text == "And so my friends. Ask"
+
+    session.feed(3.3)
+    third = policy.next_window(session.now_ms)
+    assert third is not None and third.start == second.start
+    out = policy.apply(
+        third,
+        timings(
+            third,
+            (" And", 0.1, 0.3),
+            (" so", 0.4, 0.6),
+            (" my", 0.7, 0.9),
+            (" friends.", 1.0, 1.4),
+            (" Ask", 1.6, 1.9),
+            (" not", 2.0, 2.3),
+        ),
+    )
+
+    assert [(t.kind, t.text) for t in out] == [("final", "And so my friends."), ("interim", "Ask not")]
+
+
+def test_agreement_ignores_case_and_punctuation() -> None:
+    session = Session(speech=[(0.0, 10.0)])
+    policy = session.policy
+    session.feed(1.1)
+    first = policy.next_window(session.now_ms)
+    assert first is not None
+    policy.apply(first, timings(first, (" hello", 0.1, 0.4), (" World.", 0.5, 0.9), (" again,", 1.0, 1.1)))
+    session.feed(2.2)
+    second = policy.next_window(session.now_ms)
+    assert second is not None
+
+    out = policy.apply(
+        second, timings(second, (" Hello", 0.1, 0.4), (" world.", 0.5, 0.9), (" Again", 1.0, 1.3))
+    )
+
+    assert [(t.kind, t.text) for t in out] == [("final", "Hello world."), ("interim", "Again")]
+
+
+def test_low_confidence_sentence_waits_for_the_end_of_speech() -> None:
+    words = say(JFK, start=0.5, probability=0.4)
+    session = Session(words=words)
+
+    during = session.play(until_s=words[-1].end)
+    after = session.play(until_s=words[-1].end + 2.0)
+
+    assert [t.kind for t in during] == ["interim"] * len(during)
+    assert [t.text for t in after if t.kind == "final"] == [
+        "And so my fellow Americans.",
+        "Ask not what your country can do for you.",
+    ]
+    assert after[0].probability == pytest.approx(0.4)
+
+
+def test_mean_probability_decides_not_the_sentence_end_word_alone() -> None:
+    words = say("And so my fellow Americans.", start=0.5, probability=0.5) + say("Ask not what", 2.5)
+    words[4] = Spoken(" Americans.", words[4].start, words[4].end, probability=1.0)
+    session = Session(words=words)
+
+    during = session.play(until_s=words[-1].end)
+
+    assert all(t.kind == "interim" for t in during)
+
+
+# ---- long windows -------------------------------------------------------------------------------
+
+
+def test_past_max_window_a_final_is_cut_at_the_widest_gap_among_stable_words() -> None:
+    words = say("we choose to go to the moon in this decade", start=0.2)
+    words += say("and do the other things not because they are easy but because", start=4.5)
+    words += [Spoken(" they", 9.25, 9.5), Spoken(" are", 9.95, 10.2), Spoken(" hard", 10.3, 10.6)]
+    decade, and_ = words[9], words[10]
+    assert and_.start - decade.end == pytest.approx(0.4)  # the widest gap among words heard twice
+    session = Session(words=words)
+
+    during = session.play(until_s=10.24)  # still talking; "they … are" (0.45 s) is heard only once
+
+    assert [t.text for t in during if t.kind == "final"] == ["we choose to go to the moon in this decade"]
+    assert during[-1].kind == "interim"
+    assert during[-1].text == "and do the other things not because they are easy but because they are"
+    assert session.policy.window_seconds < PolicyConfig().max_window_s
+
+    rest = session.play(until_s=12.0)
+
+    assert samples(decade.end) <= session.plans[-1].start <= samples(and_.start)
+    assert [t.text for t in rest if t.kind == "final"] == [during[-1].text + " hard"]
+
+
+@pytest.mark.parametrize("model_kind", ["hears nothing", "never agrees"])
+def test_windows_stay_bounded_however_the_model_behaves(model_kind: str) -> None:
+    calls = itertools.count()
+    rng = random.Random(5)
+
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        if model_kind == "hears nothing":
+            return []
+        n = next(calls)  # every hypothesis different from the last: nothing ever agrees
+        starts = np.arange(0.0, (plan.end - plan.start) / SAMPLE_RATE - 0.5, 0.5)
+        return [
+            WordTiming(text=f" w{n}x{i}", start=start, end=start + rng.uniform(0.1, 0.4), probability=0.9)
+            for i, start in enumerate(starts.tolist())
+        ]
+
+    session = Session(speech=[(0.0, 120.0)], model=model)
+
+    session.play(until_s=60.0)
+
+    hard = PolicyConfig().hard_window_s
+    assert max(plan.end - plan.start for plan in session.plans) <= samples(hard + 1.1)
+    assert session.policy.window_seconds <= hard + 1.1
+
+
+# ---- end of an utterance: VAD, idle flush, end of meeting ---------------------------------------
+
+
+def test_vad_end_of_speech_makes_the_next_window_final() -> None:
+    session = Session(speech=[(0.0, 2.0)])
+    session.feed(2.048)
+    interim = session.policy.next_window(session.now_ms)
+    assert interim is not None and not interim.final
+    first = session.policy.apply(interim, timings(interim, (" Ask", 0.1, 0.4), (" not.", 0.5, 0.9)))
+    session.feed(2.5)  # 0.5 s of silence: not yet the end
+    assert session.policy.next_window(session.now_ms) is None
+
+    session.feed(2.0 + PolicyConfig().end_of_speech_s + 0.05)
+    final = session.policy.next_window(session.now_ms)
+
+    assert final is not None and final.final
+    assert final.start == interim.start
+    out = session.policy.apply(
+        final,
+        timings(
+            final,
+            (" Ask", 0.1, 0.4),
+            (" not.", 0.5, 0.9),
+            (" What", 1.0, 1.2),
+            (" you", 1.3, 1.5),
+            (" can?", 1.6, 1.9),
+        ),
+    )
+    assert [(t.kind, t.text) for t in out] == [("final", "Ask not."), ("final", "What you can?")]
+    assert out[0].utterance_id == first[0].utterance_id
+    assert out[1].utterance_id != out[0].utterance_id
+    assert not session.policy.has_pending_speech()
+
+
+def test_final_with_no_words_sends_nothing_and_clears_the_window() -> None:
+    session = Session(speech=[(0.0, 1.5)], model=lambda plan: [])
+
+    session.play(until_s=4.0)
+
+    assert session.plans[-1].final
+    assert session.out == []
+    assert not session.policy.has_pending_speech()
+
+
+def test_no_audio_for_the_flush_interval_makes_the_window_final() -> None:
+    words = say("Is anybody there", start=0.2)
+    session = Session(words=words, speech=[(0.0, 2.048)])  # speech to the last sample, then the mic goes
+    session.play(until_s=2.048)
+    last_arrival = session.now_ms
+    flush_ms = round(PolicyConfig().flush_interval_s * 1000)
+
+    assert session.policy.seconds_until_flush(last_arrival) == pytest.approx(2.0)
+    assert session.policy.seconds_until_flush(last_arrival + 1500) == pytest.approx(0.5)
+    assert session.policy.seconds_until_flush(last_arrival + 5000) == 0.0
+    assert session.step(now_ms=last_arrival + flush_ms - 1) == []
+
+    out = session.step(now_ms=last_arrival + flush_ms)
+
+    assert session.plans[-1].final
+    assert [(t.kind, t.text) for t in out] == [("final", "Is anybody there")]
+    assert session.policy.seconds_until_flush(last_arrival + flush_ms) is None
+    assert session.step(now_ms=last_arrival + 10 * flush_ms) == []
+
+
+def test_flush_interval_is_configurable() -> None:
+    session = Session(speech=[(0.0, 1.024)], config=PolicyConfig(flush_interval_s=0.5))
+    session.feed(1.024)
+
+    assert session.policy.seconds_until_flush(session.now_ms) == pytest.approx(0.5)
+    plan = session.policy.next_window(session.now_ms + 500)
+    assert plan is not None and plan.final
+
+
+def test_end_of_meeting_makes_pending_speech_final_then_plans_nothing() -> None:
+    words = say("Thanks everyone bye", start=0.2)
+    session = Session(words=words, speech=[(0.0, 1.6)])
+    session.play(until_s=1.6)  # still speaking at the very end
+    assert session.finals == []
+
+    session.policy.end()
+    out = session.step()
+
+    assert session.plans[-1].final
+    assert [(t.kind, t.text) for t in out] == [("final", "Thanks everyone bye")]
+    assert session.policy.next_window(session.now_ms) is None
+    assert session.policy.next_window(session.now_ms + 60_000) is None
+
+
+def test_end_of_meeting_during_an_interim_is_final_right_after_it() -> None:
+    session = Session(words=say("one two three four five", 0.1), speech=[(0.0, 3.0)])
+    session.feed(1.1)
+    interim = session.policy.next_window(session.now_ms)
+    assert interim is not None and not interim.final
+    session.feed(2.1)
+
+    session.policy.end()
+    session.policy.apply(interim, in_window(interim, session.words))
+    final = session.policy.next_window(session.now_ms)
+
+    assert final is not None and final.final
+    assert final.end == samples(2.1) + (-samples(2.1)) % FRAME
+
+
+def test_end_with_nothing_pending_plans_nothing() -> None:
+    session = Session()
+    session.feed(3.0)
+    assert not session.policy.ended
+
+    session.policy.end()
+
+    assert session.policy.ended
+    assert session.policy.next_window(session.now_ms) is None
+
+
+def test_discard_pending_forgets_the_window_and_its_words() -> None:
+    session = Session(words=say("Bonjour tout le monde", 0.1), speech=[(0.0, 10.0)])
+    session.play(until_s=2.1)
+    assert session.interims and session.policy.has_pending_speech()
+
+    session.policy.discard_pending()
+
+    assert not session.policy.has_pending_speech()
+    assert session.policy.window_seconds == 0
+    assert session.policy.next_window(session.now_ms + 60_000) is None
+
+
+# ---- many steps: order, no repeats, timestamps --------------------------------------------------
+
+
+def script(seed: int, seconds: float) -> list[Spoken]:
+    """Sentences of 2-9 words; some follow each other closely, some after a pause the VAD hears."""
+    rng = random.Random(seed)
+    words: list[Spoken] = []
+    t = 0.7
+    n = 0
+    while t < seconds:
+        for i in range(rng.randint(2, 9)):
+            length = rng.uniform(0.15, 0.45)
+            mark = "." if i and rng.random() < 0.15 else ""
+            words.append(Spoken(f" w{n}{mark}", round(t, 3), round(t + length, 3), rng.uniform(0.6, 1.0)))
+            n += 1
+            t += length + rng.uniform(0.05, 0.25)
+        last = words[-1]
+        words[-1] = Spoken(last.text.rstrip(".") + rng.choice(".?!"), last.start, last.end, last.probability)
+        t += rng.choice([0.1, 0.2, 0.3, 1.0, 1.5, 3.0])
+    return words
+
+
+def unsteady(words: Sequence[Spoken]) -> Model:
+    """A model that mishears the last word of every interim window, as Whisper does with cut-off words."""
+
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        heard = in_window(plan, words)
+        if heard and not plan.final:
+            last = heard[-1]
+            heard[-1] = WordTiming(text=" uh", start=last.start, end=last.end, probability=0.3)
+        return heard
+
+    return model
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_finals_are_the_transcript_in_order_without_repeats(seed: int) -> None:
+    words = script(seed, seconds=90)
+    session = Session(words=words, model=unsteady(words), lag_ms=120)
+
+    session.play(until_s=words[-1].end + 3.0)
+
+    finals = session.finals
+    assert " ".join(t.text for t in finals).split() == [w.text.strip() for w in words]
+    assert len({t.utterance_id for t in finals}) == len(finals)
+    assert [t.ts_ms for t in finals] == sorted(t.ts_ms for t in finals)
+    first_word_of_each_final = itertools.accumulate((len(t.text.split()) for t in finals[:-1]), initial=0)
+    spoken_at = [T0_MS + words[i].start * 1000 + 120 for i in first_word_of_each_final]
+    assert [t.ts_ms for t in finals] == pytest.approx(spoken_at, abs=2)
+    closed: set[str] = set()
+    for t in session.out:
+        assert t.utterance_id not in closed, "a final is never followed by anything with its id"
+        if t.kind == "final":
+            closed.add(t.utterance_id)
+    assert session.early_finals >= 3  # LocalAgreement did cut sentences while the speaker went on
+
+
+def test_utterance_ts_is_when_its_first_word_was_spoken_by_arrival() -> None:
+    words = say("Hello world", start=1.5)
+    session = Session(words=words, lag_ms=250)
+
+    session.play(until_s=5.0)
+
+    assert {t.ts_ms for t in session.out} == {T0_MS + 1500 + 250}
+
+
+def test_ts_follows_the_chunk_that_holds_the_first_word() -> None:
+    session = Session(speech=[(0.0, 1.5)])
+    session.send_chunk(32, arrival_ms=T0_MS + 1024)
+    session.send_chunk(32, arrival_ms=T0_MS + 2048 + 700)  # this one was held up 700 ms on the way
+    session.send_chunk(32, arrival_ms=T0_MS + 3072 + 700)
+    plan = session.policy.next_window(session.now_ms)
+    assert plan is not None and plan.final
+
+    out = session.policy.apply(plan, timings(plan, (" Late", 1.2, 1.45)))
+
+    # The chunk ending at 2.048 s arrived at +2748 ms and its last 0.848 s came after the word began.
+    assert out[0].ts_ms == T0_MS + 2748 - 848
+
+
+def test_ts_never_goes_back_even_when_chunks_arrive_in_a_burst() -> None:
+    session = Session(speech=[(0.0, 2.0)])
+    session.send_chunk(32, arrival_ms=T0_MS + 3000)  # stalled on the network...
+    session.send_chunk(32, arrival_ms=T0_MS + 3010)  # ...and the next one right behind it
+    session.send_chunk(32, arrival_ms=T0_MS + 4000)
+    plan = session.policy.next_window(session.now_ms)
+    assert plan is not None and plan.final
+
+    out = session.policy.apply(plan, timings(plan, (" Hi.", 0.1, 0.4), (" Bye.", 1.1, 1.4)))
+
+    assert [t.text for t in out] == ["Hi.", "Bye."]
+    assert out[0].ts_ms == T0_MS + 3000 - 924
+    assert out[1].ts_ms == out[0].ts_ms  # would be T0 + 3010 - 948, earlier than the first
+
+
+# ---- prompt, audio, failures --------------------------------------------------------------------
+
+
+def test_prompt_holds_the_last_finals() -> None:
+    words = say("First one.", 0.5) + say("Second one.", 3.0) + say("Third one.", 5.5) + say("Fourth", 8.0)
+    session = Session(words=words, config=PolicyConfig(max_prompt_finals=2))
+
+    session.play(until_s=11.0)
+
+    assert [t.text for t in session.finals] == ["First one.", "Second one.", "Third one.", "Fourth"]
+    prompts = [plan.prompt for plan in session.plans]
+    assert prompts[0] == ""
+    assert "First one. Second one." in prompts
+    assert prompts[-1] == "Second one. Third one."
+
+
+def test_no_prompt_when_max_prompt_finals_is_zero() -> None:
+    words = say("First one.", 0.5) + say("Second one.", 3.0)
+    session = Session(words=words, config=PolicyConfig(max_prompt_finals=0))
+
+    session.play(until_s=6.0)
+
+    assert len(session.finals) == 2
+    assert {plan.prompt for plan in session.plans} == {""}
+
+
+def test_return_audio_gives_each_final_the_pcm_of_its_span() -> None:
+    words = say(JFK, start=0.5)
+    session = Session(words=words, config=PolicyConfig(return_audio=True))
+
+    session.play(until_s=words[-1].end + 2.0)
+
+    first, second = session.finals
+    assert first.pcm is not None and second.pcm is not None
+    first_start = samples(words[0].start - 0.1)  # a little lead-in before the first word
+    assert starts_at(first.pcm, first_start)
+    first_end = first_start + len(first.pcm) // SAMPLE_WIDTH_BYTES
+    assert samples(words[4].end) <= first_end <= samples(words[5].start)  # "Americans." | "Ask"
+    assert starts_at(second.pcm, first_end)  # back to back: no sample twice, none lost
+    assert first_end + len(second.pcm) // SAMPLE_WIDTH_BYTES >= samples(words[-1].end)
+    assert all(t.pcm is None for t in session.interims)
+
+
+def test_without_return_audio_finals_carry_no_pcm() -> None:
+    session = Session(words=say(JFK, start=0.5))
+
+    session.play(until_s=8.0)
+
+    assert session.finals and all(t.pcm is None for t in session.out)
+
+
+def test_abandoned_window_is_planned_again_with_its_audio() -> None:
+    session = Session(speech=[(0.0, 5.0)])
+    session.feed(1.1)
+    plan = session.policy.next_window(session.now_ms)
+    assert plan is not None
+
+    session.policy.abandon(plan)
+    session.feed(1.7)
+    again = session.policy.next_window(session.now_ms)
+
+    assert again is not None
+    assert again.start == plan.start
+    assert again.end > plan.end
+    assert again.pcm.startswith(plan.pcm)
+
+
+def test_apply_refuses_a_window_that_is_not_in_flight() -> None:
+    session = Session(speech=[(0.0, 5.0)])
+    session.feed(1.1)
+    plan = session.policy.next_window(session.now_ms)
+    assert plan is not None
+    session.policy.apply(plan, [])
+
+    with pytest.raises(ValueError, match="in flight"):
+        session.policy.apply(plan, [])
+
+
+def test_apply_refuses_an_abandoned_window() -> None:
+    session = Session(speech=[(0.0, 5.0)])
+    session.feed(1.1)
+    plan = session.policy.next_window(session.now_ms)
+    assert plan is not None
+    session.policy.abandon(plan)
+
+    with pytest.raises(ValueError):
+        session.policy.apply(plan, [])
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+
+def words_of(*texts: str) -> list[Word]:
+    return [Word(text, float(i), i + 0.5, 0.9) for i, text in enumerate(texts)]
+
+
+def test_agreed_prefix_counts_shared_leading_words() -> None:
+    assert agreed_prefix(words_of(" And", " so", " my"), words_of(" and", " So,", " my.", " fellow")) == 3
+    assert agreed_prefix(words_of(" And", " so", " my"), words_of(" And", " sew", " my")) == 1
+    assert agreed_prefix([], words_of(" And")) == 0
+    assert agreed_prefix(words_of(" And", " so"), []) == 0
+
+
+def test_split_sentences_after_each_sentence_end() -> None:
+    pieces = split_sentences(words_of(" Hi.", " How", " are", " you?", " Fine!", " 好。", " trailing"))
+
+    assert [[w.text for w in piece] for piece in pieces] == [
+        [" Hi."],
+        [" How", " are", " you?"],
+        [" Fine!"],
+        [" 好。"],
+        [" trailing"],
+    ]
+    assert split_sentences([]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [(" Hello,", "hello"), (" don't", "don't"), ("AMERICANS.", "americans"), (" Grüß", "grüß"), (" ...", "")],
+)
+def test_normalize_word(text: str, normal: str) -> None:
+    assert normalize_word(text) == normal
+
+
+def test_new_uuid7_is_version_7_with_the_rfc_variant() -> None:
+    value = uuid.UUID(new_uuid7())
+
+    assert value.version == 7
+    assert value.variant == uuid.RFC_4122
+    assert abs((value.int >> 80) - time.time_ns() // 1_000_000) < 5_000
+
+
+def test_new_uuid7_sorts_by_creation_time() -> None:
+    ids = []
+    for _ in range(5):
+        ids.append(new_uuid7())
+        time.sleep(0.002)
+
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_pending_words_become_final_even_when_the_cut_left_no_vad_speech_in_the_window() -> None:
+    # Whisper's word times drift: here it stretches "One." and puts "Two" just after the VAD's end
+    # of speech, so the cut after "One." falls where the VAD already heard silence.
+    session = Session(speech=[(0.0, 2.0)])
+    policy = session.policy
+    session.feed(1.1)
+    first = policy.next_window(session.now_ms)
+    assert first is not None
+    policy.apply(first, timings(first, (" One.", 0.1, 1.0)))
+    session.feed(2.2)
+    second = policy.next_window(session.now_ms)
+    assert second is not None and not second.final
+    out = policy.apply(second, timings(second, (" One.", 0.1, 1.9), (" Two", 2.15, 2.2)))
+    assert [(t.kind, t.text) for t in out] == [("final", "One."), ("interim", "Two")]
+    session.model = lambda plan: timings(plan, (" Two", 2.15, 2.2))
+
+    later = session.play(until_s=2.0 + PolicyConfig().end_of_speech_s + 1.1)
+
+    assert [(t.kind, t.text) for t in later] == [("final", "Two")]
+    assert not policy.has_pending_speech()

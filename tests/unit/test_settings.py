@@ -1,0 +1,173 @@
+"""The one settings object: SPEC §4 names, their defaults, and start-up failures that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from service.settings import Device, Settings, SettingsError, load_settings
+
+pytestmark = pytest.mark.unit
+
+SPEC_DEFAULTS: dict[str, object] = {
+    "WHISPER_MODEL_NAME": "tiny.en",
+    "WHISPER_MODEL_PATH": None,
+    "BEAM_SIZE": 1,
+    "WHISPER_COMPUTE_TYPE": "int8",
+    "WHISPER_DEVICE": Device.AUTO,
+    "WHISPER_GPU_INDICES": [0],
+    "WHISPER_RETURN_TRANSCRIBED_AUDIO": False,
+    "WHISPER_MAX_CONNECTIONS": 100,
+    "WHISPER_MIN_PROBABILITY": 0.7,
+    "WHISPER_FLUSH_BUFFER_INTERVAL": 2000,
+    "WHISPER_MAX_FINALS_IN_INITIAL_PROMPT": 2,
+    "WS_MAX_SIZE_BYTES": 1_000_000,
+    "BYPASS_AUTHORIZATION": False,
+    "ASAP_PUB_KEYS_REPO_URL": None,
+    "ASAP_PUB_KEYS_FOLDER": None,
+    "ASAP_PUB_KEYS_FALLBACK_FOLDER": None,
+    "ASAP_PUB_KEYS_AUDS": [],
+    "REDIS_HOST": None,
+    "REDIS_PORT": 6379,
+    "REDIS_URL": None,
+    "LOG_LEVEL": "INFO",
+}
+"""Every variable SPEC §4 names, with the default a deployment gets when it sets nothing."""
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts from an environment that sets none of our variables."""
+    for name in {*SPEC_DEFAULTS, *(field.upper() for field in Settings.model_fields)}:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_every_spec_variable_has_its_default() -> None:
+    settings = load_settings()
+
+    actual = {name: getattr(settings, name.lower()) for name in SPEC_DEFAULTS}
+    assert actual == SPEC_DEFAULTS
+
+
+def test_default_flush_interval_in_seconds() -> None:
+    assert load_settings().flush_interval_s == 2.0
+
+
+@pytest.mark.parametrize("word", ["1", "true", "yes", "TRUE", " Yes "])
+def test_bypass_authorization_accepts_true_words(monkeypatch: pytest.MonkeyPatch, word: str) -> None:
+    monkeypatch.setenv("BYPASS_AUTHORIZATION", word)
+
+    assert load_settings().bypass_authorization is True
+
+
+@pytest.mark.parametrize("word", ["0", "false", "no", ""])
+def test_bypass_authorization_accepts_false_words(monkeypatch: pytest.MonkeyPatch, word: str) -> None:
+    monkeypatch.setenv("BYPASS_AUTHORIZATION", word)
+
+    assert load_settings().bypass_authorization is False
+
+
+def test_return_transcribed_audio_is_a_flag_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_RETURN_TRANSCRIBED_AUDIO", "yes")
+
+    assert load_settings().whisper_return_transcribed_audio is True
+
+
+def test_gpu_indices_are_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_GPU_INDICES", "0,1")
+
+    assert load_settings().whisper_gpu_indices == [0, 1]
+
+
+def test_audiences_are_a_comma_list_without_blanks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASAP_PUB_KEYS_AUDS", "jitsi, streaming-whisper,,")
+
+    assert load_settings().asap_pub_keys_auds == ["jitsi", "streaming-whisper"]
+
+
+def test_numbers_and_device_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BEAM_SIZE", "5")
+    monkeypatch.setenv("WHISPER_DEVICE", "CUDA")
+    monkeypatch.setenv("WHISPER_MODEL_PATH", str(tmp_path))
+    monkeypatch.setenv("WHISPER_FLUSH_BUFFER_INTERVAL", "1500")
+    monkeypatch.setenv("WHISPER_MIN_PROBABILITY", "0.55")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+
+    settings = load_settings()
+
+    assert settings.beam_size == 5
+    assert settings.whisper_device is Device.CUDA
+    assert settings.whisper_model_path == tmp_path
+    assert settings.flush_interval_s == 1.5
+    assert settings.whisper_min_probability == 0.55
+    assert settings.log_level == "DEBUG"
+
+
+def test_tests_build_their_own_settings_without_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BEAM_SIZE", "5")
+
+    assert load_settings(beam_size=3).beam_size == 3
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("BEAM_SIZE", "abc"),
+        ("BEAM_SIZE", "0"),
+        ("WHISPER_DEVICE", "tpu"),
+        ("WHISPER_MODEL_PATH", "/does/not/exist"),
+        ("REDIS_URL", "http://x"),
+        ("REDIS_PORT", "70000"),
+        ("WHISPER_GPU_INDICES", "0,x"),
+        ("WHISPER_GPU_INDICES", "-1"),
+        ("WHISPER_MIN_PROBABILITY", "1.5"),
+        ("WHISPER_FLUSH_BUFFER_INTERVAL", "soon"),
+        ("WS_MAX_SIZE_BYTES", "10"),
+        ("BYPASS_AUTHORIZATION", "maybe"),
+        ("LOG_LEVEL", "chatty"),
+    ],
+)
+def test_bad_value_fails_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(SettingsError, match=variable):
+        load_settings()
+
+
+def test_every_bad_variable_is_named_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BEAM_SIZE", "abc")
+    monkeypatch.setenv("WHISPER_DEVICE", "tpu")
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+
+    assert "BEAM_SIZE" in str(caught.value)
+    assert "WHISPER_DEVICE" in str(caught.value)
+
+
+def test_broker_defaults_to_local_redis() -> None:
+    settings = load_settings()
+
+    assert settings.broker_url == "redis://127.0.0.1:6379/0"
+    assert settings.redis_configured is False
+
+
+def test_broker_from_redis_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_HOST", "redis.internal")
+    monkeypatch.setenv("REDIS_PORT", "6380")
+
+    settings = load_settings()
+
+    assert settings.broker_url == "redis://redis.internal:6380/0"
+    assert settings.redis_configured is True
+
+
+def test_redis_url_wins_over_host_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_HOST", "redis.internal")
+    monkeypatch.setenv("REDIS_PORT", "6380")
+    monkeypatch.setenv("REDIS_URL", "rediss://cache.example:6390/2")
+
+    assert load_settings().broker_url == "rediss://cache.example:6390/2"
