@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.scoring import error_rate
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
@@ -84,7 +85,9 @@ def replay(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("wav")
     parser.add_argument("--reference", help="reference transcript file (default: WAV with .txt)")
     parser.add_argument("--verbose", action="store_true")
@@ -93,10 +96,13 @@ def main() -> None:
     transcriber = Transcriber.from_settings(Settings())
     result = replay(pcm, transcriber, PolicyConfig(), verbose=args.verbose)
     reference_path = args.reference or args.wav.removesuffix(".wav") + ".txt"
-    reference = open(reference_path, encoding="utf-8").read()
+    reference = Path(reference_path).read_text(encoding="utf-8")
     offline = "".join(w.text for w in transcriber.transcribe(pcm, "en").words)
-    print(f"streamed WER {error_rate(reference, result.text()):.3f}  offline WER {error_rate(reference, offline):.3f}")
-    print(f"calls {result.calls}, compute {result.compute_s:.1f} s for {len(pcm) / 2 / SAMPLE_RATE:.1f} s audio")
+    streamed_wer, offline_wer = error_rate(reference, result.text()), error_rate(reference, offline)
+    print(f"streamed WER {streamed_wer:.3f}  offline WER {offline_wer:.3f}")
+    print(
+        f"calls {result.calls}, compute {result.compute_s:.1f} s for {len(pcm) / 2 / SAMPLE_RATE:.1f} s audio"
+    )
 
 
 if __name__ == "__main__":

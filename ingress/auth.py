@@ -35,8 +35,7 @@ def check_access(settings: Settings, headers: Mapping[str, str], query: Mapping[
         return
     if not settings.asap_pub_keys_repo_url:
         raise AccessRefused(
-            "authorization is required but the server has no key source configured "
-            "(operator: set ASAP_PUB_KEYS_REPO_URL, or BYPASS_AUTHORIZATION=1 for development)"
+            "no key source to verify tokens: set ASAP_PUB_KEYS_REPO_URL (or BYPASS_AUTHORIZATION=1)"
         )
     if extract_token(headers, query) is None:
         raise AccessRefused("missing token: send 'Authorization: Bearer <JWT>' or ?auth_token=<JWT>")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from celery import Celery
@@ -107,7 +107,8 @@ class Dispatcher:
                 logger.warning("reply stream %s: %s; reconnecting", self.reply_stream, error)
                 await asyncio.sleep(RECONNECT_DELAY_S)
                 continue
-            for _stream, entries in batches or []:
+            replies = cast(list[Any], batches or [])  # RESP2: [[stream, [(id, fields), ...]], ...]
+            for _stream, entries in replies:
                 for entry_id, fields in entries:
                     last_id = entry_id
                     self._deliver(fields)

@@ -21,13 +21,15 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
 
+OVERLAP_TOLERANCE_S = 0.3
+COMMITTED_TAIL_WORDS = 4
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 _NOT_WORD = re.compile(r"[^\w']+")
 
@@ -49,6 +51,9 @@ class PolicyConfig:
     """Speech (by VAD) a window must hold before it is worth a model call."""
     speech_pad_s: float = 0.4
     """Audio kept before the first speech frame: Whisper likes a little lead-in."""
+    overlap_s: float = 0.5
+    """Audio before a cut that the next window hears again: Whisper skips words when a window starts
+    abruptly mid-speech. Words it re-hears there are dropped by time and by text."""
     vad_frame_samples: int = 512
     min_probability: float = 0.7
     """Mean word probability a phrase needs before a sentence end may cut it early."""
@@ -142,6 +147,10 @@ class ParticipantPolicy:
         self._rate = sample_rate
         self._audio = bytearray()
         self._window_start = 0
+        self._committed_until = 0
+        """Words centred before this sample are final already."""
+        self._committed_tail: list[str] = []
+        """The last few committed words (normalised), to recognise them when re-heard."""
         self._received = 0
         self._arrivals: deque[tuple[int, int]] = deque()  # (chunk end sample, arrival ms)
         self._first_frame = 0
@@ -158,7 +167,7 @@ class ParticipantPolicy:
 
     # ---- input -------------------------------------------------------------------------------
 
-    def add_audio(self, pcm: bytes, speech_probs: Sequence[float], arrival_ms: int) -> None:
+    def add_audio(self, pcm: bytes, speech_probs: Iterable[float], arrival_ms: int) -> None:
         """Append a chunk and the VAD probabilities of the frames it completed."""
         self._audio += pcm
         self._received += len(pcm) // SAMPLE_WIDTH_BYTES
@@ -173,6 +182,7 @@ class ParticipantPolicy:
     def discard_pending(self) -> None:
         """Forget the window (its participant's language cannot be served): nothing is planned for it."""
         self._hypothesis = []
+        self._committed_until = self._received
         self._drop_until(self._received)
 
     # ---- decisions ---------------------------------------------------------------------------
@@ -239,9 +249,8 @@ class ParticipantPolicy:
         self._in_flight = None
         words = self._to_stream_words(plan, window_words)
         if plan.final:
-            out = self._commit(words, until_sample=plan.end)
             self._hypothesis = []
-            return out
+            return self._commit(words, until_sample=plan.end)
         stable = agreed_prefix(self._hypothesis, words)
         cut = self._choose_cut(words, stable, plan)
         out: list[Transcript] = []
@@ -258,8 +267,10 @@ class ParticipantPolicy:
     # ---- helpers -----------------------------------------------------------------------------
 
     def _to_stream_words(self, plan: WindowPlan, window_words: Sequence[WordTiming]) -> list[Word]:
+        """Window-relative words to stream time, without those of the overlap already committed."""
         offset = plan.start / self._rate
         limit = plan.end / self._rate
+        committed_s = self._committed_until / self._rate
         words = []
         for word in window_words:
             if not word.text.strip():
@@ -267,6 +278,24 @@ class ParticipantPolicy:
             start = min(offset + max(word.start, 0.0), limit)
             end = min(max(offset + word.end, start), limit)
             words.append(Word(word.text, start, end, word.probability))
+        return self._without_overlap(words, committed_s)
+
+    def _without_overlap(self, words: list[Word], committed_s: float) -> list[Word]:
+        """Drop the committed words the window re-heard in its overlap.
+
+        Word times drift by a few tenths of a second between calls, so time alone cannot say
+        whether a word at the cut was committed: leading words near the cut that repeat the end
+        of the committed text are dropped, and so is anything that ends before the cut."""
+        near_cut = 0
+        while near_cut < len(words) and words[near_cut].start < committed_s + OVERLAP_TOLERANCE_S:
+            near_cut += 1
+        for count in range(min(near_cut, len(self._committed_tail)), 0, -1):
+            heard = [normalize_word(word.text) for word in words[:count]]
+            if heard == self._committed_tail[-count:]:
+                words = words[count:]
+                break
+        while words and words[0].end <= committed_s:
+            words = words[1:]
         return words
 
     def _choose_cut(self, words: list[Word], stable: int, plan: WindowPlan) -> tuple[int, int] | None:
@@ -287,7 +316,10 @@ class ParticipantPolicy:
             index = max(range(len(words) - 1), key=lambda i: words[i + 1].start - words[i].end)
         if index is None:
             if window_s >= self.config.hard_window_s and not words:
-                self._drop_until(plan.end - int(self.config.speech_pad_s * self._rate))
+                self._committed_until = max(
+                    self._committed_until, plan.end - self._samples(self.config.speech_pad_s)
+                )
+                self._drop_until(self._committed_until)
             return None
         gap_middle = (words[index].end + max(words[index + 1].start, words[index].end)) / 2
         return index, round(gap_middle * self._rate)
@@ -295,20 +327,27 @@ class ParticipantPolicy:
     def _commit(self, words: list[Word], until_sample: int) -> list[Transcript]:
         out = []
         pieces = split_sentences(words)
+        # Audio of consecutive finals is back to back: each starts where the previous one ended
+        # (or at the window's lead-in after a pause) and the last ends at the cut.
+        bounds = [max(self._committed_until, self._window_start)]
+        bounds += [self._samples(piece[0].start) for piece in pieces[1:]] + [until_sample]
         for n, piece in enumerate(pieces):
             utterance = self._current_utterance(piece[0])
-            pcm = None
-            if self.config.return_audio:
-                start = int((piece[0].start - 0.1) * self._rate)
-                end = until_sample if n == len(pieces) - 1 else int(pieces[n + 1][0].start * self._rate)
-                pcm = self._slice(start, end)
+            pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.return_audio else None
             text = join_words(piece)
             out.append(Transcript(utterance.id, "final", text, utterance.ts_ms, mean_probability(piece), pcm))
             self._finals.append(text)
             self._utterance = None
         self._last_interim = ""
-        self._drop_until(until_sample)
+        if words:
+            tail = self._committed_tail + [normalize_word(word.text) for word in words]
+            self._committed_tail = tail[-COMMITTED_TAIL_WORDS:]
+        self._committed_until = max(self._committed_until, until_sample)
+        self._drop_until(until_sample - self._samples(self.config.overlap_s))
         return out
+
+    def _samples(self, seconds: float) -> int:
+        return int(seconds * self._rate)
 
     def _interim(self, words: list[Word]) -> Transcript | None:
         text = join_words(words)
@@ -351,12 +390,16 @@ class ParticipantPolicy:
     def _speech_frames(self) -> list[int]:
         """Absolute indices of the window's frames the VAD scored as speech."""
         threshold = self.config.speech_threshold
-        start_frame = self._window_start // self.config.vad_frame_samples
+        start_frame = -(-self._pending_start() // self.config.vad_frame_samples)  # ceil
         return [
             self._first_frame + i
             for i, p in enumerate(self._frame_probs)
             if p >= threshold and self._first_frame + i >= start_frame
         ]
+
+    def _pending_start(self) -> int:
+        """Where audio not yet committed begins (the window may hold some overlap before it)."""
+        return max(self._window_start, self._committed_until)
 
     def _speech_seconds(self) -> float:
         return len(self._speech_frames()) * self.config.vad_frame_samples / self._rate
@@ -366,7 +409,7 @@ class ParticipantPolicy:
         scored_until = self._first_frame + len(self._frame_probs)
         # No speech frame left (a cut can land past the VAD's end of speech while words are still
         # pending): the whole window is silence, else those words would never become final.
-        silence_from = frames[-1] + 1 if frames else self._window_start // self.config.vad_frame_samples
+        silence_from = frames[-1] + 1 if frames else self._pending_start() // self.config.vad_frame_samples
         return max(0, scored_until - silence_from) * self.config.vad_frame_samples / self._rate
 
     def _trim_leading_silence(self) -> None:

@@ -153,6 +153,15 @@ def encode_transcript(
     )
 
 
+MAX_CLOSE_REASON_BYTES = 123
+"""A close frame's payload is at most 125 bytes, 2 of them the code (RFC 6455 §5.5)."""
+
+
+def fit_close_reason(reason: str) -> str:
+    """The reason cut to what a close frame can carry, never splitting a UTF-8 character."""
+    return reason.encode("utf-8")[:MAX_CLOSE_REASON_BYTES].decode("utf-8", errors="ignore")
+
+
 def encode_error(code: int, message: str, participant_id: str | None = None) -> str:
     payload: dict[str, object] = {"type": "error", "code": code, "message": message}
     if participant_id is not None:

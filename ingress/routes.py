@@ -9,7 +9,13 @@ from starlette import status
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ingress.auth import AccessRefused, check_access
-from ingress.protocol import EndOfMeeting, ProtocolError, encode_error, parse_client_message
+from ingress.protocol import (
+    EndOfMeeting,
+    ProtocolError,
+    encode_error,
+    fit_close_reason,
+    parse_client_message,
+)
 from ingress.services import Services
 from ingress.session import MeetingSession, SessionContext
 
@@ -52,13 +58,11 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         check_access(services.settings, websocket.headers, websocket.query_params)
     except AccessRefused as refusal:
         logger.warning("meeting %s: connection refused: %s", meeting_id, refusal.reason)
-        await websocket.send_text(encode_error(refusal.close_code, refusal.reason))
-        await websocket.close(refusal.close_code, refusal.reason)
+        await _refuse(websocket, refusal.close_code, refusal.reason)
         return
     if services.open_connections >= services.settings.whisper_max_connections:
         reason = "server is at its connection limit (WHISPER_MAX_CONNECTIONS); try again later"
-        await websocket.send_text(encode_error(status.WS_1013_TRY_AGAIN_LATER, reason))
-        await websocket.close(status.WS_1013_TRY_AGAIN_LATER, reason)
+        await _refuse(websocket, status.WS_1013_TRY_AGAIN_LATER, reason)
         return
     services.open_connections += 1
     outbox = Outbox(websocket, meeting_id)
@@ -78,6 +82,12 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         services.open_connections -= 1
         await session.close()
         logger.info("meeting %s: closed", meeting_id)
+
+
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """The whole reason as an error message, then a close carrying as much of it as fits."""
+    await websocket.send_text(encode_error(code, reason))
+    await websocket.close(code, fit_close_reason(reason))
 
 
 async def _serve(websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str) -> None:

@@ -59,7 +59,9 @@ class EmbeddedRedis:
 
 
 class LocalStack:
-    def __init__(self, settings: Settings, log_dir: Path | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self, settings: Settings, log_dir: Path | None = None, extra_env: dict[str, str] | None = None
+    ):
         self.settings = settings
         self._log_dir = log_dir
         self._extra_env = extra_env or {}
@@ -197,7 +199,7 @@ class LocalStack:
 
     def wait_for_workers(self, count: int, timeout_s: float = START_TIMEOUT_S) -> None:
         """Until `count` worker processes have loaded their model and say so in Redis."""
-        client: redis.Redis[Any] = redis.Redis.from_url(self.redis_url)
+        client = redis.Redis.from_url(self.redis_url)
         try:
             self._until(
                 lambda: len(list(client.scan_iter(match=names.worker_heartbeat_pattern()))) >= count,

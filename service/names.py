@@ -19,6 +19,7 @@ def reply_stream(ingress_id: str) -> str:
     """Results for one ingress process; its id is random, so replicas never read each other's."""
     return f"{PREFIX}:replies:{ingress_id}"
 
+
 WORKER_HEARTBEAT_TTL_S = 15
 WORKER_HEARTBEAT_EVERY_S = 5
 

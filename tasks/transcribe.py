@@ -76,7 +76,7 @@ def publish_result(client: redis.Redis, reply_to: str, result: WindowResult) -> 
 
 def transcribe_request(resources: WorkerResources, request: WindowRequest) -> WindowResult:
     pcm = resources.redis.get(request.audio_key)
-    if pcm is None:
+    if not isinstance(pcm, bytes):
         return WindowResult(
             request_id=request.request_id,
             error_code="audio_expired",

@@ -18,4 +18,4 @@ def corpus_dir() -> Path:
     for candidate in candidates:
         if (candidate / "manifest.json").is_file():
             return candidate
-    pytest.skip(f"no corpus at {candidates[0]}; set CORPUS_DIR to the folder holding manifest.json")
+    pytest.fail(f"no corpus at {candidates[0]}; set CORPUS_DIR to the folder holding manifest.json")

@@ -19,6 +19,7 @@ from ingress.protocol import (
     build_header,
     encode_error,
     encode_transcript,
+    fit_close_reason,
     parse_client_message,
     parse_header,
     parse_language,
@@ -275,3 +276,13 @@ def test_protocol_error_from_parsing_encodes_as_error_message() -> None:
     assert message["code"] == status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
     assert "'xx'" in message["message"]
     assert message["participant_id"] == "alice"
+
+
+def test_close_reasons_are_cut_to_what_a_close_frame_carries() -> None:
+    reason = "é" * 100  # 200 bytes of UTF-8
+
+    fitted = fit_close_reason(reason)
+
+    assert len(fitted.encode()) <= 123
+    assert fitted == "é" * 61  # whole characters only
+    assert fit_close_reason("short") == "short"
