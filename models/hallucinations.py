@@ -40,6 +40,28 @@ def _normalized(text: str) -> str:
     return re.sub(r"[^\w ]+", "", text.lower()).strip()
 
 
+LOOP_MAX_NGRAM = 8
+LOOP_MIN_REPEATS = 3
+"""A phrase said three times in a row is a decoding loop..."""
+LOOP_MIN_REPEATS_ONE_WORD = 5
+"""...but "no, no, no" is speech: a single word needs five."""
+
+
+def loop_start(words: list[str]) -> int | None:
+    """Where a decoding loop begins ("a little bit of a little bit of a little bit of"): the end of
+    the phrase's first occurrence, so the loop can be cut off there; None when there is none."""
+    tokens = [_normalized(word) for word in words]
+    for start in range(len(tokens)):
+        for n in range(1, LOOP_MAX_NGRAM + 1):
+            repeats = LOOP_MIN_REPEATS_ONE_WORD if n == 1 else LOOP_MIN_REPEATS
+            if start + n * repeats > len(tokens):
+                break
+            gram = tokens[start : start + n]
+            if all(tokens[start + k * n : start + (k + 1) * n] == gram for k in range(1, repeats)):
+                return start + n
+    return None
+
+
 def is_hallucination(segment: SegmentStats) -> bool:
     """True for a segment Whisper most likely made up rather than heard."""
     if segment.no_speech_prob > NO_SPEECH_PROB and segment.avg_logprob < LOW_LOGPROB:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.catalogue import resolve_model_folder
-from models.hallucinations import SegmentStats, is_hallucination
-from service.audio import pcm_to_float32
+from models.hallucinations import SegmentStats, is_hallucination, loop_start
+from service.audio import SAMPLE_RATE, pcm_to_float32
 from service.contracts import WordTiming
 from service.languages import ENGLISH
 from service.settings import Device, Settings
@@ -18,6 +18,19 @@ logger = logging.getLogger(__name__)
 
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6)
 """Greedy first; fall back to sampling only when the output looks broken (repetition, low logprob)."""
+MAX_TOKENS_PER_SECOND = 8
+"""Fast speech is about 4 words (6 tokens) a second; more than this is a loop."""
+MIN_TOKENS = 10
+
+
+MAX_NEW_TOKENS = 220
+"""Whisper decodes at most 448 tokens and keeps up to half of them for the prompt."""
+SEGMENT_S = 30.0
+
+
+def token_budget(seconds: float) -> int:
+    """Tokens a 30 s segment of this much audio can honestly need."""
+    return min(int(min(seconds, SEGMENT_S) * MAX_TOKENS_PER_SECOND) + MIN_TOKENS, MAX_NEW_TOKENS)
 
 
 class UnsupportedLanguageError(ValueError):
@@ -93,8 +106,9 @@ class Transcriber:
         """Words of one window with times in seconds from its start; made-up segments dropped."""
         self.check_language(language)
         started = time.perf_counter()
+        audio = pcm_to_float32(pcm)
         segments, _info = self._model.transcribe(
-            pcm_to_float32(pcm),
+            audio,
             language=language,
             beam_size=self._beam_size,
             temperature=list(TEMPERATURES),
@@ -102,6 +116,8 @@ class Transcriber:
             initial_prompt=prompt or None,
             condition_on_previous_text=False,
             vad_filter=False,
+            # A loop would otherwise run to Whisper's 448-token limit at every fallback temperature.
+            max_new_tokens=token_budget(len(audio) / SAMPLE_RATE),
         )
         words: list[WordTiming] = []
         for segment in segments:
@@ -122,4 +138,8 @@ class Transcriber:
                 WordTiming(text=w.word, start=w.start, end=w.end, probability=w.probability)
                 for w in segment_words
             ]
+        loop = loop_start([word.text for word in words])
+        if loop is not None:
+            logger.debug("cut a decoding loop after %r", "".join(w.text for w in words[:loop]))
+            words = words[:loop]
         return Transcription(words=words, compute_s=time.perf_counter() - started)

@@ -53,16 +53,19 @@ def run_worker(settings: Settings) -> None:
 
 
 def run_all(settings: Settings) -> None:
-    from service.launcher import LocalStack, StackError
+    from service.launcher import LocalStack, StackError, StopRequested
 
+    stack = LocalStack(settings)
+    stack.stop_on_signals()
     try:
-        with LocalStack(settings) as stack:
+        with stack:
             logger.info("Streaming Whisper is ready: %s", stack.meeting_url("MEETING_ID"))
             stack.wait()
+    except StopRequested:
+        logger.info("stopped")
     except StackError as error:
         logger.error("stopped: %s", error)
         raise SystemExit(1) from None
-    logger.info("stopped")
 
 
 COMMANDS = {"run": run_all, "ingress": run_ingress, "worker": run_worker}

@@ -33,10 +33,23 @@ class StackError(RuntimeError):
     pass
 
 
+class StopRequested(Exception):
+    """Ctrl-C or SIGTERM arrived (possibly while still starting): stop everything, exit cleanly."""
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In a child, before exec: Linux sends it SIGTERM if the launcher dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedis:
@@ -107,8 +120,8 @@ class LocalStack:
             self._redis.stop()
             self._redis = None
 
-    def wait(self) -> None:
-        """Block until Ctrl-C / SIGTERM (then return, so the caller stops everything) or a child dies."""
+    def stop_on_signals(self) -> None:
+        """From now on Ctrl-C and SIGTERM make `wait()` (or a start still under way) raise StopRequested."""
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             logger.info("received %s, stopping", signal.Signals(signum).name)
@@ -116,11 +129,10 @@ class LocalStack:
 
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
-        while not self._stop_requested:
-            for name, process in self._processes.items():
-                if process.poll() is not None:
-                    raise StackError(f"the {name} process exited with code {process.returncode}")
-            time.sleep(0.2)
+
+    def wait(self) -> None:
+        """Block until a stop is requested (StopRequested) or a child dies (StackError)."""
+        self._until(lambda: False, float("inf"), "a signal")
 
     # ---- processes ---------------------------------------------------------------------------
 
@@ -165,6 +177,7 @@ class LocalStack:
             env={**self.environment(), **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
+            preexec_fn=_die_with_parent,
         )
         self._processes[name] = process
         return process
@@ -222,6 +235,8 @@ class LocalStack:
     def _until(self, ready: Any, timeout_s: float, what: str) -> None:
         deadline = time.monotonic() + timeout_s
         while not ready():
+            if self._stop_requested:
+                raise StopRequested()
             for name, process in self._processes.items():
                 if process.poll() is not None:
                     raise StackError(f"the {name} process exited with code {process.returncode}")

@@ -191,3 +191,21 @@ def test_without_bypass_or_keys_connections_are_refused_with_a_reason(service: S
     assert result.close_code == 1008
     assert "ASAP_PUB_KEYS_REPO_URL" in result.close_reason
     assert not result.of_type("final") and not result.of_type("interim")
+
+
+def test_a_language_the_model_cannot_serve_gets_one_error_and_others_go_on(
+    service: Service, wav: Any, reference: Any
+) -> None:
+    from demos.client import chunk_pcm
+    from ingress.protocol import build_header
+
+    german = [build_header("hans", "de-DE") + chunk for chunk in chunk_pcm(wav("de_picovoice_sample"))]
+    result = service.stream("mixed", [("anna", wav("jfk_ask_not"))], prelude=german)
+
+    assert result.closed_normally
+    errors = result.errors()
+    assert len(errors) == 1, errors
+    assert errors[0]["participant_id"] == "hans" and errors[0]["code"] == 1007
+    assert "English-only" in errors[0]["message"]
+    assert not [m for m in result.messages if m.participant == "hans" and m.type != "error"]
+    assert error_rate(reference("jfk_ask_not"), result.transcript("anna")) <= 0.10
