@@ -51,6 +51,10 @@ class PolicyConfig:
     """Speech (by VAD) a window must hold before it is worth a model call."""
     speech_pad_s: float = 0.4
     """Audio kept before the first speech frame: Whisper likes a little lead-in."""
+    word_vad_margin_s: float = 0.2
+    """A word is kept when the VAD heard speech within this margin of its timestamps."""
+    final_tail_s: float = 0.3
+    """Silence kept after the last speech in a final window."""
     overlap_s: float = 0.5
     """Audio before a cut that the next window hears again: Whisper skips words when a window starts
     abruptly mid-speech. Words it re-hears there are dropped by time and by text."""
@@ -223,14 +227,21 @@ class ParticipantPolicy:
         new_audio_s = (self._received - max(self._planned_until, self._window_start)) / self._rate
         if not final and new_audio_s < self.config.interim_step_s:
             return None
+        end = self._received
+        speech = self._speech_frames()
+        if final and speech:
+            # Whisper invents words in trailing silence ("I'm going to take a little bit of"):
+            # a final window ends shortly after the last speech the VAD heard.
+            speech_end = (speech[-1] + 1) * self.config.vad_frame_samples
+            end = min(end, speech_end + self._samples(self.config.final_tail_s))
         plan = WindowPlan(
             start=self._window_start,
-            end=self._received,
+            end=end,
             final=final,
             prompt=" ".join(list(self._finals)[-self.config.max_prompt_finals :])
             if self.config.max_prompt_finals
             else "",
-            pcm=bytes(self._audio),
+            pcm=self._slice(self._window_start, end),
         )
         self._in_flight = plan
         self._planned_until = plan.end
@@ -277,8 +288,21 @@ class ParticipantPolicy:
                 continue
             start = min(offset + max(word.start, 0.0), limit)
             end = min(max(offset + word.end, start), limit)
-            words.append(Word(word.text, start, end, word.probability))
+            if self._vad_heard_speech(start, end):
+                words.append(Word(word.text, start, end, word.probability))
         return self._without_overlap(words, committed_s)
+
+    def _vad_heard_speech(self, start_s: float, end_s: float) -> bool:
+        """Whether any frame near the word is speech. Whisper makes up words in trailing silence
+        ("which is a very important solution."); the VAD heard nothing there."""
+        frame = self.config.vad_frame_samples
+        margin = self.config.word_vad_margin_s
+        first = max(self._samples(start_s - margin) // frame, self._first_frame)
+        last = min(self._samples(end_s + margin) // frame, self._first_frame + len(self._frame_probs) - 1)
+        if last < first:
+            return True  # not scored yet (the last few samples): give the word the benefit of the doubt
+        probs = self._frame_probs[first - self._first_frame : last - self._first_frame + 1]
+        return max(probs) >= self.config.speech_threshold
 
     def _without_overlap(self, words: list[Word], committed_s: float) -> list[Word]:
         """Drop the committed words the window re-heard in its overlap.

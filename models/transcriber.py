@@ -16,8 +16,10 @@ from service.settings import Device, Settings
 
 logger = logging.getLogger(__name__)
 
-TEMPERATURES = (0.0, 0.2, 0.4, 0.6)
-"""Greedy first; fall back to sampling only when the output looks broken (repetition, low logprob)."""
+TEMPERATURE = 0.0
+"""Greedy only. Whisper's fallback to sampling at higher temperatures, meant for offline files,
+made up whole sentences at the end of live windows ("This is the first time I've been working
+on.") and made results differ run to run; loops are cut by `loop_start` and the token budget."""
 MAX_TOKENS_PER_SECOND = 8
 """Fast speech is about 4 words (6 tokens) a second; more than this is a loop."""
 MIN_TOKENS = 10
@@ -111,7 +113,7 @@ class Transcriber:
             audio,
             language=language,
             beam_size=self._beam_size,
-            temperature=list(TEMPERATURES),
+            temperature=TEMPERATURE,
             word_timestamps=True,
             initial_prompt=prompt or None,
             condition_on_previous_text=False,

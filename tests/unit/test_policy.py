@@ -484,6 +484,32 @@ def test_vad_end_of_speech_makes_the_next_window_final() -> None:
     assert not session.policy.has_pending_speech()
 
 
+def test_a_final_window_ends_shortly_after_the_last_speech_the_vad_heard() -> None:
+    session = Session(speech=[(0.0, 2.0)])
+    session.feed(2.0 + PolicyConfig().end_of_speech_s + 0.5)
+
+    final = session.policy.next_window(session.now_ms)
+
+    assert final is not None and final.final
+    speech_end = samples(2.0) // FRAME * FRAME + FRAME
+    assert final.end <= speech_end + samples(PolicyConfig().final_tail_s)
+    assert len(final.pcm) == (final.end - final.start) * SAMPLE_WIDTH_BYTES
+
+
+def test_words_where_the_vad_heard_only_silence_are_dropped() -> None:
+    # Whisper's habit: an invented sentence in the silence after the speech.
+    session = Session(speech=[(0.0, 1.0)])
+    session.feed(1.0 + PolicyConfig().end_of_speech_s + 0.1)
+    final = session.policy.next_window(session.now_ms)
+    assert final is not None and final.final
+
+    out = session.policy.apply(
+        final, timings(final, (" Ask", 0.1, 0.4), (" not.", 0.5, 0.9), (" Thanks.", 1.4, 1.6))
+    )
+
+    assert [t.text for t in out] == ["Ask not."]
+
+
 def test_final_with_no_words_sends_nothing_and_clears_the_window() -> None:
     session = Session(speech=[(0.0, 1.5)], model=lambda plan: [])
 
