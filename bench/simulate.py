@@ -39,21 +39,30 @@ class Replay:
 
 
 def replay(
-    pcm: bytes, transcriber: Transcriber, config: PolicyConfig, language: str = "en", verbose: bool = False
+    pcm: bytes,
+    transcriber: Transcriber,
+    config: PolicyConfig,
+    language: str = "en",
+    verbose: bool = False,
+    speed: float = 1.0,
 ) -> Replay:
     vad = SileroVad().new_stream()
     policy = ParticipantPolicy(config)
     out = Replay()
     step = CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES
     chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
+
+    def arrival_s(index: int) -> float:
+        return (index + 1) * CHUNK_SAMPLES / SAMPLE_RATE / speed
+
     clock = 0.0
     busy_until = 0.0
     next_chunk = 0
     while next_chunk < len(chunks) or policy.has_pending_speech():
         # Deliver every chunk that has arrived by now.
-        while next_chunk < len(chunks) and (next_chunk + 1) * CHUNK_SAMPLES / SAMPLE_RATE <= clock + 1e-9:
+        while next_chunk < len(chunks) and arrival_s(next_chunk) <= clock + 1e-9:
             chunk = chunks[next_chunk]
-            arrival_ms = int((next_chunk + 1) * CHUNK_SAMPLES / SAMPLE_RATE * 1000)
+            arrival_ms = int(arrival_s(next_chunk) * 1000)
             policy.add_audio(chunk, vad.process(pcm_to_float32(chunk)), arrival_ms)
             next_chunk += 1
         if next_chunk == len(chunks) and not policy.ended:
@@ -62,7 +71,7 @@ def replay(
         if plan is None:
             if next_chunk == len(chunks) and not policy.in_flight and clock >= busy_until:
                 break
-            clock = max(busy_until, min(clock + 0.05, (next_chunk + 1) * CHUNK_SAMPLES / SAMPLE_RATE))
+            clock = max(busy_until, min(clock + 0.05, arrival_s(next_chunk)))
             continue
         started = time.perf_counter()
         result = transcriber.transcribe(plan.pcm, language, plan.prompt)
@@ -91,10 +100,11 @@ def main() -> None:
     parser.add_argument("wav")
     parser.add_argument("--reference", help="reference transcript file (default: WAV with .txt)")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--speed", type=float, default=1.0, help="chunks arrive this many times faster")
     args = parser.parse_args()
     pcm = read_wav_pcm(args.wav)
     transcriber = Transcriber.from_settings(Settings())
-    result = replay(pcm, transcriber, PolicyConfig(), verbose=args.verbose)
+    result = replay(pcm, transcriber, PolicyConfig(), verbose=args.verbose, speed=args.speed)
     reference_path = args.reference or args.wav.removesuffix(".wav") + ".txt"
     reference = Path(reference_path).read_text(encoding="utf-8")
     offline = "".join(w.text for w in transcriber.transcribe(pcm, "en").words)

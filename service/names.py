@@ -20,6 +20,10 @@ def reply_stream(ingress_id: str) -> str:
     return f"{PREFIX}:replies:{ingress_id}"
 
 
+COMPUTE_SECONDS = f"{PREFIX}:stats:compute-seconds"
+"""Model seconds spent by all workers since Redis started (benchmarks read it before and after)."""
+WINDOWS_TRANSCRIBED = f"{PREFIX}:stats:windows"
+
 WORKER_HEARTBEAT_TTL_S = 15
 WORKER_HEARTBEAT_EVERY_S = 5
 

@@ -71,6 +71,8 @@ def publish_result(client: redis.Redis, reply_to: str, result: WindowResult) -> 
             approximate=True,
         )
         pipe.expire(reply_to, names.REPLY_STREAM_TTL_S)
+        pipe.incrbyfloat(names.COMPUTE_SECONDS, result.compute_s)
+        pipe.incr(names.WINDOWS_TRANSCRIBED)
         pipe.execute()
 
 
