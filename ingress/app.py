@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from ingress.dispatch import Dispatcher
+from ingress.keys import KeyStore
 from ingress.routes import router
 from ingress.services import Services
 from ingress.vad import SileroVad
@@ -25,11 +26,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = KeyStore.from_settings(settings)
         redis_client = aioredis.Redis.from_url(settings.broker_url)
         dispatcher = Dispatcher(redis_client, create_celery_app(settings))
         vad = await asyncio.to_thread(SileroVad)
         await dispatcher.start()
-        app.state.services = Services(settings=settings, dispatcher=dispatcher, vad=vad)
+        app.state.services = Services(settings=settings, dispatcher=dispatcher, vad=vad, keys=keys)
         if settings.bypass_authorization:
             logger.warning("BYPASS_AUTHORIZATION is on: anyone who can reach this server can use it")
         logger.info("ingress %s ready", dispatcher.ingress_id)
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await dispatcher.stop()
             await redis_client.aclose()
+            if keys is not None:
+                await keys.aclose()
 
     app = FastAPI(title="Streaming Whisper", lifespan=lifespan)
     app.include_router(router)

@@ -55,7 +55,9 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
     try:
-        check_access(services.settings, websocket.headers, websocket.query_params)
+        await check_access(
+            services.settings, services.keys, meeting_id, websocket.headers, websocket.query_params
+        )
     except AccessRefused as refusal:
         logger.warning("meeting %s: connection refused: %s", meeting_id, refusal.reason)
         await _refuse(websocket, refusal.close_code, refusal.reason)

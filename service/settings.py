@@ -9,11 +9,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+MIN_SHARED_SECRET_BYTES = 32
 
 
 class Device(StrEnum):
@@ -79,6 +80,10 @@ class Settings(BaseSettings):
     asap_pub_keys_folder: str | None = None
     asap_pub_keys_fallback_folder: str | None = None
     asap_pub_keys_auds: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    asap_max_token_lifetime_s: int = Field(default=3600, ge=1)
+    """Longest accepted token lifetime: `exp - iat`, or `exp - now` for tokens without `iat`."""
+    asap_shared_secret: SecretStr | None = None
+    """Enables HS256 tokens signed with this secret (32 bytes or more), for kids with no public key."""
 
     # --- Redis --------------------------------------------------------------------------------
     redis_url: str | None = None
@@ -122,6 +127,15 @@ class Settings(BaseSettings):
     def _redis_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("asap_shared_secret", mode="before")
+    @classmethod
+    def _shared_secret(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        if isinstance(value, str) and len(value.encode("utf-8")) < MIN_SHARED_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SHARED_SECRET_BYTES} bytes long (HS256)")
         return value
 
     @field_validator("whisper_model_path")
