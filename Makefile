@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # `make run` is for trying the service: without a key source, authorization is bypassed (the
 # ingress logs a warning). Set ASAP_PUB_KEYS_REPO_URL (or BYPASS_AUTHORIZATION=0) to require tokens.
@@ -13,7 +14,7 @@ export BYPASS_AUTHORIZATION = 1
 endif
 endif
 
-.PHONY: setup run test lint unit integration clean
+.PHONY: setup run test lint unit integration bench bench-quick clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -40,6 +41,13 @@ integration: setup
 
 test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The benchmark starts its own Redis, worker and ingress; results land in bench/results/<timestamp>/.
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: setup
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

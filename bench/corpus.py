@@ -1,0 +1,78 @@
+"""The evaluation corpus as the benchmark uses it: `manifest.json` items, their tracks and references."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NO_LANGUAGE = "none"
+"""The manifest's language of silence and noise: streamed in the benchmark's language, never skipped."""
+SINGLE_PARTICIPANT = "spk1"
+
+
+@dataclass(frozen=True)
+class Track:
+    participant: str
+    audio: Path
+    reference: str
+
+
+@dataclass(frozen=True)
+class CorpusItem:
+    name: str
+    language: str
+    duration_s: float
+    tracks: list[Track]
+    """One per participant: the speaker files of a meeting, else the item's own file."""
+
+    @property
+    def multi_speaker(self) -> bool:
+        return len(self.tracks) > 1
+
+
+def default_corpus_dir() -> Path:
+    """$CORPUS_DIR (as the tests read it), else `shared/corpus` beside the repository."""
+    override = os.environ.get("CORPUS_DIR")
+    return Path(override) if override else REPO_ROOT.parent / "shared" / "corpus"
+
+
+def load_corpus(folder: Path) -> list[CorpusItem]:
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"no manifest.json in {folder}; pass --corpus DIR")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    return [_item(folder, entry) for entry in manifest["items"]]
+
+
+def _item(folder: Path, entry: dict[str, Any]) -> CorpusItem:
+    files = entry["files"]
+    track_files = files.get("tracks") or {SINGLE_PARTICIPANT: files}
+    tracks = [
+        Track(
+            participant=participant,
+            audio=folder / spec["audio"],
+            reference=(folder / spec["reference"]).read_text(encoding="utf-8").strip(),
+        )
+        for participant, spec in track_files.items()
+    ]
+    return CorpusItem(
+        name=entry["name"], language=entry["language"], duration_s=float(entry["duration_s"]), tracks=tracks
+    )
+
+
+def select_items(
+    items: Sequence[CorpusItem], names: Sequence[str], languages: Collection[str]
+) -> list[CorpusItem]:
+    """The named items in the order given, else every item in `languages` plus silence and noise."""
+    if not names:
+        return [item for item in items if item.language in languages or item.language == NO_LANGUAGE]
+    by_name = {item.name: item for item in items}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise ValueError(f"not in the corpus: {', '.join(unknown)}; it has {', '.join(by_name)}")
+    return [by_name[name] for name in names]

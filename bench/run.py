@@ -1,0 +1,280 @@
+"""`make bench`: stream corpus items through the whole service, one after another, and measure
+accuracy, latency and compute against the same model transcribing each whole file offline.
+
+    python -m bench.run [--quick] [--items a,b] [--language en] [--speed 1.0] [--corpus DIR]
+                        [--url ws://host:port [--redis-url redis://...] [--token JWT]] [--out DIR]
+
+Without --url it starts the service itself (embedded Redis, a worker, the ingress, on free ports).
+Results land in bench/results/<timestamp>/: results.json, results.md, latency.png, logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import math
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import redis
+
+from bench.corpus import NO_LANGUAGE, REPO_ROOT, CorpusItem, default_corpus_dir, load_corpus, select_items
+from bench.measures import ParticipantRun, StreamCompute, check_targets, combine, measure_item
+from bench.metrics import FINAL, INTERIM, Message, TimedWord
+from bench.report import ItemReport, Report, write_all
+from demos.client import DEFAULT_CHUNK_SAMPLES, MeetingResult, meeting_url, stream_meeting
+from service import names
+from service.audio import read_wav_pcm
+from service.launcher import LocalStack, free_port
+from service.logs import configure_logging
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RESULTS_DIR = REPO_ROOT / "bench" / "results"
+QUICK_ITEMS = ("jfk_ask_not", "silence_20s")
+"""--quick: about 45 s on two cores, in real time so its latencies compare with the targets."""
+STREAM_MARGIN_S = 120.0
+"""Beyond the audio's own duration: the end-of-meeting flush and a slow worker's backlog."""
+SETTLE_POLL_S = 0.5
+SETTLE_TIMEOUT_S = 10.0
+
+OfflineKey = tuple[str, str]
+"""(item name, participant)."""
+
+
+@dataclass(frozen=True)
+class OfflineTranscript:
+    words: list[TimedWord]
+    compute_s: float
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    redis_url: str | None
+    """Where the workers' compute counters are; None: compute is reported as unavailable."""
+    token: str | None = None
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpus", type=Path, default=default_corpus_dir(), help="folder with manifest.json")
+    parser.add_argument("--items", type=_csv, default=[], help="comma-separated item names")
+    parser.add_argument(
+        "--language",
+        type=_csv,
+        default=["en"],
+        help="comma-separated languages of the items to run when --items is not given (default en; "
+        "silence and noise always run, in the first language)",
+    )
+    parser.add_argument("--speed", type=float, default=1.0, help="pacing factor (default 1.0: real time)")
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_ITEMS)}")
+    parser.add_argument("--url", help="a running service (ws://host:port) instead of starting one")
+    parser.add_argument("--redis-url", help="that service's Redis, to read the workers' compute counters")
+    parser.add_argument("--token", help="JWT for a service that requires one")
+    parser.add_argument("--out", type=Path, help="results folder (default bench/results/<timestamp>)")
+    args = parser.parse_args(argv)
+    if args.quick and not args.items:
+        args.items = list(QUICK_ITEMS)
+    if not (args.speed > 0 and math.isfinite(args.speed)):
+        parser.error("--speed must be positive")
+    if args.redis_url and not args.url:
+        parser.error("--redis-url goes with --url (without --url the benchmark starts its own Redis)")
+    return args
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging("INFO")
+    started = datetime.now()
+    folder = args.out or RESULTS_DIR / started.strftime("%Y%m%d-%H%M%S")
+    items = select_items(load_corpus(args.corpus), args.items, args.language)
+    settings = Settings()
+    offline = transcribe_offline(items, args.language[0], settings)
+    with running_service(args, folder / "logs") as endpoint:
+        reports = [run_item(item, endpoint, args.speed, args.language[0], offline) for item in items]
+    total = combine("total", [entry.item for entry in reports])
+    config = {
+        "started": started.isoformat(timespec="seconds"),
+        "model": settings.whisper_model_name,
+        "speed": args.speed,
+        "chunk_samples": DEFAULT_CHUNK_SAMPLES,
+        "url": args.url or "local stack",
+        "cpu_count": os.cpu_count(),
+        "corpus": str(args.corpus),
+        "items": [item.name for item in items],
+    }
+    report = Report(config, reports, total, check_targets([entry.item for entry in reports]))
+    print(write_all(report, folder))
+    logger.info("results in %s", folder)
+    return 0
+
+
+# --- the offline limit -------------------------------------------------------------------------
+
+
+def transcribe_offline(
+    items: Sequence[CorpusItem], default_language: str, settings: Settings
+) -> dict[OfflineKey, OfflineTranscript]:
+    """Each track transcribed whole by the same model the workers load, before any streaming."""
+    from models.transcriber import Transcriber
+
+    transcriber = Transcriber.from_settings(settings)
+    transcripts: dict[OfflineKey, OfflineTranscript] = {}
+    for item in items:
+        for track in item.tracks:
+            result = transcriber.transcribe(
+                read_wav_pcm(str(track.audio)), language_of(item, default_language)
+            )
+            words = [TimedWord(word.text, word.start, word.end) for word in result.words]
+            transcripts[item.name, track.participant] = OfflineTranscript(words, result.compute_s)
+            logger.info("offline %s/%s: %.2f s of compute", item.name, track.participant, result.compute_s)
+    return transcripts
+
+
+def language_of(item: CorpusItem, default_language: str) -> str:
+    return default_language if item.language == NO_LANGUAGE else item.language
+
+
+# --- the service -------------------------------------------------------------------------------
+
+
+@contextmanager
+def running_service(args: argparse.Namespace, log_dir: Path) -> Iterator[Endpoint]:
+    if args.url:
+        if not args.redis_url:
+            logger.warning("no --redis-url: worker compute will be reported as unavailable")
+        yield Endpoint(args.url, args.redis_url, args.token)
+        return
+    settings = Settings(port=free_port(), bypass_authorization=True, redis_url=None, redis_host=None)
+    with LocalStack(settings, log_dir=log_dir, extra_env={"BYPASS_AUTHORIZATION": "1"}) as stack:
+        yield Endpoint(f"ws://{settings.host}:{settings.port}", stack.redis_url)
+
+
+def run_item(
+    item: CorpusItem,
+    endpoint: Endpoint,
+    speed: float,
+    default_language: str,
+    offline: dict[OfflineKey, OfflineTranscript],
+) -> ItemReport:
+    language = language_of(item, default_language)
+    result, compute = stream_item(item, endpoint, speed, language)
+    runs = [
+        ParticipantRun(
+            participant=track.participant,
+            reference=track.reference,
+            offline_words=offline[item.name, track.participant].words,
+            offline_compute_s=offline[item.name, track.participant].compute_s,
+            messages=participant_messages(result, track.participant),
+            sent_at=result.sent_at[track.participant],
+        )
+        for track in item.tracks
+    ]
+    measures, participants = measure_item(
+        item.name,
+        runs,
+        language=language,
+        duration_s=item.duration_s,
+        chunk_samples=DEFAULT_CHUNK_SAMPLES,
+        stream_compute=compute,
+    )
+    return ItemReport(
+        item=measures,
+        participants=participants if item.multi_speaker else [],
+        server_errors=[str(error.get("message", error)) for error in result.errors()],
+        close_code=result.close_code,
+        close_reason=result.close_reason,
+    )
+
+
+def stream_item(
+    item: CorpusItem, endpoint: Endpoint, speed: float, language: str
+) -> tuple[MeetingResult, StreamCompute | None]:
+    """One meeting with a participant per track, and the worker compute it caused."""
+    tracks = [(track.participant, read_wav_pcm(str(track.audio))) for track in item.tracks]
+    meeting = meeting_url(endpoint.url, f"bench-{item.name}-{uuid.uuid4().hex[:8]}")
+    logger.info("streaming %s: %d track(s) of %.1f s at %gx", item.name, len(tracks), item.duration_s, speed)
+    counters = redis.Redis.from_url(endpoint.redis_url) if endpoint.redis_url else None
+    try:
+        before = read_counters(counters) if counters else None
+        result = asyncio.run(
+            _stream(meeting, tracks, language, speed, item.duration_s / speed, endpoint.token)
+        )
+        compute = settled_counters(counters) - before if counters and before else None
+    finally:
+        if counters is not None:
+            counters.close()
+    logger.info("%s: %d messages, close code %s", item.name, len(result.messages), result.close_code)
+    return result, compute
+
+
+async def _stream(
+    url: str, tracks: list[tuple[str, bytes]], language: str, speed: float, audio_s: float, token: str | None
+) -> MeetingResult:
+    async with asyncio.timeout(audio_s + STREAM_MARGIN_S):
+        return await stream_meeting(url, tracks, lang=language, token=token, speed=speed)
+
+
+def participant_messages(result: MeetingResult, participant: str) -> list[Message]:
+    return [
+        Message(
+            arrived_at=message.arrived_at,
+            kind=str(message.type),
+            utterance_id=str(message.payload.get("id", "")),
+            text=str(message.payload.get("text", "")),
+        )
+        for message in result.messages
+        if message.payload is not None
+        and message.participant == participant
+        and message.type in (INTERIM, FINAL)
+    ]
+
+
+# --- compute counters --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Counters:
+    compute_s: float
+    windows: int
+
+    def __sub__(self, earlier: Counters) -> StreamCompute:
+        return StreamCompute(self.compute_s - earlier.compute_s, self.windows - earlier.windows)
+
+
+def read_counters(client: redis.Redis) -> Counters:
+    compute, windows = client.mget(names.COMPUTE_SECONDS, names.WINDOWS_TRANSCRIBED)
+    return Counters(float(compute or 0.0), int(windows or 0))
+
+
+def settled_counters(client: redis.Redis) -> Counters:
+    """The counters once no window has finished for a poll interval: stragglers belong to this item."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_S
+    previous = read_counters(client)
+    while time.monotonic() < deadline:
+        time.sleep(SETTLE_POLL_S)
+        current = read_counters(client)
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
