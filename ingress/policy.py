@@ -282,15 +282,24 @@ class ParticipantPolicy:
         offset = plan.start / self._rate
         limit = plan.end / self._rate
         committed_s = self._committed_until / self._rate
+        # In a final window nothing real starts after the speech the VAD heard: a word there is
+        # Whisper continuing into the silence ("... analogous duties. Thanks.").
+        speech_end_s = self._last_speech_end(plan.end) / self._rate if plan.final else limit
         words = []
         for word in window_words:
-            if not word.text.strip():
-                continue
+            if not normalize_word(word.text):
+                continue  # a lone "." or "...": nothing a reader needs, and it made ". ." finals
             start = min(offset + max(word.start, 0.0), limit)
             end = min(max(offset + word.end, start), limit)
-            if self._vad_heard_speech(start, end):
+            if start < speech_end_s and self._vad_heard_speech(start, end):
                 words.append(Word(word.text, start, end, word.probability))
         return self._without_overlap(words, committed_s)
+
+    def _last_speech_end(self, before: int) -> int:
+        """End sample of the last speech frame that starts before `before` (or `before` if none)."""
+        frame = self.config.vad_frame_samples
+        speech = [index for index in self._speech_frames() if index * frame < before]
+        return (speech[-1] + 1) * frame if speech else before
 
     def _vad_heard_speech(self, start_s: float, end_s: float) -> bool:
         """Whether any frame near the word is speech. Whisper makes up words in trailing silence

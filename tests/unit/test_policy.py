@@ -861,3 +861,16 @@ def test_pending_words_become_final_even_when_the_cut_left_no_vad_speech_in_the_
 
     assert [(t.kind, t.text) for t in later] == [("final", "Two")]
     assert not policy.has_pending_speech()
+
+
+def test_punctuation_on_its_own_never_becomes_a_word() -> None:
+    session = Session(speech=[(0.0, 1.0)])
+    session.feed(1.0 + PolicyConfig().end_of_speech_s + 0.1)
+    final = session.policy.next_window(session.now_ms)
+    assert final is not None and final.final
+
+    out = session.policy.apply(
+        final, timings(final, (" Ask", 0.1, 0.4), (" not", 0.5, 0.8), (" .", 0.8, 0.9))
+    )
+
+    assert [t.text for t in out] == ["Ask not"]
