@@ -30,6 +30,18 @@ class Replay:
     calls: int = 0
     compute_s: float = 0.0
 
+    def final_word_latencies(self) -> list[float]:
+        """Per final word, emission time minus when its audio ended (word ends spread evenly
+        over the final's span: the policy keeps word times, transcripts only the span)."""
+        latencies = []
+        for emitted, transcript in self.transcripts:
+            if transcript.kind != "final":
+                continue
+            count = len(transcript.text.split())
+            span = transcript.end_s - transcript.start_s
+            latencies += [emitted - (transcript.start_s + span * (k + 1) / count) for k in range(count)]
+        return latencies
+
     @property
     def finals(self) -> list[Transcript]:
         return [t for _, t in self.transcripts if t.kind == "final"]
@@ -110,6 +122,10 @@ def main() -> None:
     offline = "".join(w.text for w in transcriber.transcribe(pcm, "en").words)
     streamed_wer, offline_wer = error_rate(reference, result.text()), error_rate(reference, offline)
     print(f"streamed WER {streamed_wer:.3f}  offline WER {offline_wer:.3f}")
+    latencies = sorted(result.final_word_latencies())
+    if latencies:
+        median, p90 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.9)]
+        print(f"final-word latency median {median:.2f} s, p90 {p90:.2f} s ({len(result.finals)} finals)")
     print(
         f"calls {result.calls}, compute {result.compute_s:.1f} s for {len(pcm) / 2 / SAMPLE_RATE:.1f} s audio"
     )

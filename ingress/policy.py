@@ -94,6 +94,9 @@ class Transcript:
     ts_ms: int
     probability: float
     pcm: bytes | None = None
+    start_s: float = 0.0
+    """Stream time of the first word's start and the last word's end (for measurements)."""
+    end_s: float = 0.0
 
 
 @dataclass
@@ -188,6 +191,18 @@ class ParticipantPolicy:
         self._hypothesis = []
         self._committed_until = self._received
         self._drop_until(self._received)
+
+    def cap_pending(self, max_seconds: float) -> float:
+        """Keep at most `max_seconds` of window (workers behind or down): the oldest audio beyond it
+        is dropped, with any words of it not yet final. Returns the seconds dropped (0.0 if none)."""
+        excess = self._received - self._window_start - self._samples(max_seconds)
+        if excess <= 0:
+            return 0.0
+        cut = self._window_start + excess
+        self._committed_until = max(self._committed_until, cut)
+        self._hypothesis = [word for word in self._hypothesis if word.start * self._rate >= cut]
+        self._drop_until(cut)
+        return excess / self._rate
 
     # ---- decisions ---------------------------------------------------------------------------
 
@@ -368,7 +383,18 @@ class ParticipantPolicy:
             utterance = self._current_utterance(piece[0])
             pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.return_audio else None
             text = join_words(piece)
-            out.append(Transcript(utterance.id, "final", text, utterance.ts_ms, mean_probability(piece), pcm))
+            out.append(
+                Transcript(
+                    utterance.id,
+                    "final",
+                    text,
+                    utterance.ts_ms,
+                    mean_probability(piece),
+                    pcm,
+                    piece[0].start,
+                    piece[-1].end,
+                )
+            )
             self._finals.append(text)
             self._utterance = None
         self._last_interim = ""
@@ -388,7 +414,15 @@ class ParticipantPolicy:
             return None
         self._last_interim = text
         utterance = self._current_utterance(words[0])
-        return Transcript(utterance.id, "interim", text, utterance.ts_ms, mean_probability(words))
+        return Transcript(
+            utterance.id,
+            "interim",
+            text,
+            utterance.ts_ms,
+            mean_probability(words),
+            start_s=words[0].start,
+            end_s=words[-1].end,
+        )
 
     def _current_utterance(self, first_word: Word) -> _Utterance:
         if self._utterance is None:

@@ -23,6 +23,9 @@ END_OF_MEETING = b"\x00"
 HEADER_PADDING = "\x00 "
 MAX_PARTICIPANT_ID_CHARS = HEADER_BYTES - len("|xx")
 """The whole header is 60 bytes and holds at least "|xx", so ids are no longer than the rest (57)."""
+UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+"""Unicode categories refused in participant ids: controls, invisible formatting, unassigned code
+points, and the line and paragraph separators (U+2028/9), which would split a log line as \n does."""
 
 
 class ProtocolError(Exception):
@@ -98,9 +101,10 @@ def _check_participant_id(participant_id: str) -> None:
             status.WS_1007_INVALID_FRAME_PAYLOAD_DATA,
             f"participant id is longer than {MAX_PARTICIPANT_ID_CHARS} characters",
         )
-    if any(unicodedata.category(char).startswith("C") for char in participant_id):
+    if any(unicodedata.category(char) in UNPRINTABLE for char in participant_id):
         raise ProtocolError(
-            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "participant id holds control characters"
+            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA,
+            "participant id holds control characters or line breaks",
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from fastapi import APIRouter, WebSocket
@@ -73,7 +74,7 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
     )
     logger.info("meeting %s: connected", meeting_id)
     try:
-        await _serve(websocket, session, outbox, meeting_id)
+        await _serve(websocket, session, outbox, meeting_id, services.settings.ws_idle_timeout_s)
     except Exception:
         # The one catch-all of the socket: log with the meeting id, tell the client, close 1011.
         logger.exception("meeting %s: failed", meeting_id)
@@ -92,10 +93,22 @@ async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
     await websocket.close(code, fit_close_reason(reason))
 
 
-async def _serve(websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str) -> None:
+async def _serve(
+    websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str, idle_timeout_s: float
+) -> None:
     while True:
-        frame = await websocket.receive()
+        try:
+            async with asyncio.timeout(idle_timeout_s):
+                frame = await websocket.receive()
+        except TimeoutError:
+            await _close_idle(websocket, session, outbox, meeting_id, idle_timeout_s)
+            return
         if frame["type"] == "websocket.disconnect":
+            # The code says why (1009: the websocket layer refused a frame over WS_MAX_SIZE_BYTES); the
+            # reason may be the peer's own text, hence %r.
+            logger.info(
+                "meeting %s: socket closed (%s %r)", meeting_id, frame.get("code"), frame.get("reason")
+            )
             return
         data = frame.get("bytes")
         if data is None:
@@ -118,3 +131,18 @@ async def _serve(websocket: WebSocket, session: MeetingSession, outbox: Outbox, 
             await websocket.close(status.WS_1000_NORMAL_CLOSURE)
             return
         await session.add_audio(message)
+
+
+async def _close_idle(
+    websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str, idle_timeout_s: float
+) -> None:
+    """No message for `idle_timeout_s`: pending speech goes out as finals (as at the end marker),
+    then the client hears why, and the socket closes with 1001 (going away: the client may reconnect)."""
+    logger.info(
+        "meeting %s: idle for %.0f s, flushing %d", meeting_id, idle_timeout_s, session.participant_count
+    )
+    await session.finish(END_OF_MEETING_TIMEOUT_S)
+    reason = f"no message for {idle_timeout_s:g} s (WS_IDLE_TIMEOUT_S); closing"
+    await outbox.send(encode_error(status.WS_1001_GOING_AWAY, reason))
+    if outbox.open:
+        await websocket.close(status.WS_1001_GOING_AWAY, fit_close_reason(reason))

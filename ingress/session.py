@@ -14,16 +14,24 @@ from dataclasses import dataclass
 from starlette import status
 
 from ingress.dispatch import Dispatcher, TranscriptionError
+from ingress.limits import Cooldown, TokenBucket
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.protocol import AudioMessage, encode_error, encode_transcript
 from ingress.vad import SileroVad, VadStream
-from service.audio import pcm_to_float32
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 1.0
 """After a failed window, wait this long before trying the (still kept) audio again."""
+COMPLAINT_INTERVAL_S = 5.0
+"""A participant hears about refused audio at most this often, not once per message."""
+DROP_STEP_S = 10.0
+"""Past MAX_PENDING_AUDIO_S, this much more of the oldest audio goes at once: few error messages
+(one per step), each telling exactly how much was lost."""
+REMEMBERED_REFUSALS = 1000
+"""Refused participant ids remembered (each told once); bounded so made-up ids cost no memory."""
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -58,6 +66,8 @@ class Participant:
         self._context = context
         self._policy = ParticipantPolicy(policy_config(context.settings))
         self._vad: VadStream = context.vad.new_stream()
+        self._bucket = TokenBucket(context.settings.audio_rate_limit, context.settings.audio_burst_s)
+        self._rate_complaints = Cooldown(COMPLAINT_INTERVAL_S)
         self._wake = asyncio.Event()
         self.task = asyncio.create_task(self._drive(), name=f"participant-{participant_id}")
         self.task.add_done_callback(self._log_crash)
@@ -72,6 +82,10 @@ class Participant:
             )
 
     async def add_audio(self, message: AudioMessage) -> None:
+        # Metered before any work is spent on it: refused audio is dropped, never queued.
+        if not self._bucket.take(len(message.pcm) / (SAMPLE_WIDTH_BYTES * SAMPLE_RATE), time.monotonic()):
+            await self._refuse_fast_audio()
+            return
         if message.language != self.language:
             self.language = message.language
             self.refused_language = None
@@ -80,7 +94,39 @@ class Participant:
         arrival_ms = now_ms()
         probs = await asyncio.to_thread(self._vad.process, pcm_to_float32(message.pcm))
         self._policy.add_audio(message.pcm, probs, arrival_ms)
+        await self._cap_pending()
         self._wake.set()
+
+    async def _refuse_fast_audio(self) -> None:
+        if not self._rate_complaints.ready(time.monotonic()):
+            return
+        settings = self._context.settings
+        logger.warning(
+            "meeting %s participant %s: audio refused, faster than %g x real time",
+            self._context.meeting_id,
+            self.id,
+            settings.audio_rate_limit,
+        )
+        reason = (
+            f"audio arrives faster than real time (over {settings.audio_rate_limit:g} x sustained, "
+            f"{settings.audio_burst_s:g} s ahead); the excess was dropped: send audio as it is spoken"
+        )
+        await self._context.send(encode_error(status.WS_1008_POLICY_VIOLATION, reason, self.id))
+
+    async def _cap_pending(self) -> None:
+        """Bounded memory whatever happens downstream: the oldest untranscribed audio goes first."""
+        limit_s = self._context.settings.max_pending_audio_s
+        if self._policy.window_seconds <= limit_s:
+            return
+        dropped_s = self._policy.cap_pending(limit_s - DROP_STEP_S)  # settings keep limit_s >= 30
+        logger.warning(
+            "meeting %s participant %s: transcription is behind, dropped %.1f s of audio",
+            self._context.meeting_id,
+            self.id,
+            dropped_s,
+        )
+        reason = f"transcription is behind; {dropped_s:.1f} s of audio dropped"
+        await self._context.send(encode_error(status.WS_1013_TRY_AGAIN_LATER, reason, self.id))
 
     def end(self) -> None:
         self._policy.end()
@@ -145,6 +191,7 @@ class MeetingSession:
     def __init__(self, context: SessionContext) -> None:
         self._context = context
         self._participants: dict[str, Participant] = {}
+        self._refused: set[str] = set()
 
     @property
     def participant_count(self) -> int:
@@ -153,10 +200,32 @@ class MeetingSession:
     async def add_audio(self, message: AudioMessage) -> None:
         participant = self._participants.get(message.participant_id)
         if participant is None:
+            if len(self._participants) >= self._context.settings.whisper_max_participants_per_meeting:
+                await self._refuse_participant(message.participant_id)
+                return
             participant = Participant(self._context, message.participant_id, message.language)
             self._participants[message.participant_id] = participant
             logger.info("meeting %s: participant %s joined", self._context.meeting_id, participant.id)
         await participant.add_audio(message)
+
+    async def _refuse_participant(self, participant_id: str) -> None:
+        """One error per refused participant; its later messages are dropped without a word."""
+        if participant_id in self._refused:
+            return
+        if len(self._refused) < REMEMBERED_REFUSALS:
+            self._refused.add(participant_id)
+        limit = self._context.settings.whisper_max_participants_per_meeting
+        logger.warning(
+            "meeting %s: participant %s refused, the meeting has %d already",
+            self._context.meeting_id,
+            participant_id,
+            limit,
+        )
+        reason = (
+            f"meeting is full: at most {limit} participants per meeting "
+            "(WHISPER_MAX_PARTICIPANTS_PER_MEETING); this participant's audio is ignored"
+        )
+        await self._context.send(encode_error(status.WS_1008_POLICY_VIOLATION, reason, participant_id))
 
     async def finish(self, timeout_s: float) -> None:
         """End of meeting: every participant's pending speech goes out as finals, then we return."""

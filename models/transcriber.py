@@ -64,6 +64,7 @@ class Transcriber:
         compute_type: str = "int8",
         beam_size: int = 1,
         cpu_threads: int = 0,
+        name: str | None = None,
     ) -> None:
         from faster_whisper import WhisperModel
 
@@ -78,6 +79,7 @@ class Transcriber:
         )
         self._beam_size = beam_size
         self.model_folder = model_folder
+        self.name = name or model_folder.name
         self.device = device
         self.load_s = time.perf_counter() - started
         logger.info("loaded model %s on %s (%s) in %.2f s", model_folder, device, compute_type, self.load_s)
@@ -92,6 +94,7 @@ class Transcriber:
             compute_type=settings.whisper_compute_type,
             beam_size=settings.beam_size,
             cpu_threads=settings.whisper_cpu_threads,
+            name=settings.whisper_model_name,
         )
 
     @property
@@ -101,7 +104,7 @@ class Transcriber:
     def check_language(self, language: str) -> None:
         if not self.multilingual and language != ENGLISH:
             raise UnsupportedLanguageError(
-                f"the loaded model ({self.model_folder.name}) is English-only and cannot serve {language!r}"
+                f"the loaded model ({self.name}) is English-only and cannot serve {language!r}"
             )
 
     def transcribe(self, pcm: bytes, language: str, prompt: str = "") -> Transcription:

@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 MIN_SHARED_SECRET_BYTES = 32
+MIN_PENDING_AUDIO_S = 30.0
+"""A healthy participant's window reaches the policy's hard cut (20 s) plus what arrives while that
+window is transcribed: a smaller MAX_PENDING_AUDIO_S would drop speech even when workers keep up."""
 
 
 class Device(StrEnum):
@@ -73,6 +76,18 @@ class Settings(BaseSettings):
     ws_max_size_bytes: int = Field(default=1_000_000, ge=61)
     transcription_timeout_s: float = Field(default=60.0, gt=0)
     """How long a participant waits for one window's result before reporting an error."""
+    ws_idle_timeout_s: float = Field(default=120.0, ge=1.0)
+    """A socket with no message at all for this long is flushed and closed (1001 and a reason)."""
+
+    # --- limits per participant -----------------------------------------------------------------
+    whisper_max_participants_per_meeting: int = Field(default=50, ge=1)
+    """Participants one meeting's socket may carry; messages of any more are refused (1008)."""
+    audio_rate_limit: float = Field(default=4.0, ge=1.0)
+    """Sustained audio a participant may send, in times real time (below 1 would refuse live speech)."""
+    audio_burst_s: float = Field(default=60.0, ge=1.0)
+    """Seconds of audio a participant may send ahead of `audio_rate_limit` (at least one ~1 s message)."""
+    max_pending_audio_s: float = Field(default=60.0, ge=MIN_PENDING_AUDIO_S)
+    """Untranscribed audio kept per participant; older audio is dropped (1013) when workers fall behind."""
 
     # --- authorization ------------------------------------------------------------------------
     bypass_authorization: bool = False

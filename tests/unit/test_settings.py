@@ -50,6 +50,32 @@ def test_every_spec_variable_has_its_default() -> None:
     assert actual == SPEC_DEFAULTS
 
 
+def test_limits_have_their_defaults() -> None:
+    settings = load_settings()
+
+    assert settings.whisper_max_participants_per_meeting == 50
+    assert settings.ws_idle_timeout_s == 120.0
+    assert settings.audio_rate_limit == 4.0
+    assert settings.audio_burst_s == 60.0
+    assert settings.max_pending_audio_s == 60.0
+
+
+def test_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHISPER_MAX_PARTICIPANTS_PER_MEETING", "2")
+    monkeypatch.setenv("WS_IDLE_TIMEOUT_S", "3")
+    monkeypatch.setenv("AUDIO_RATE_LIMIT", "1.5")
+    monkeypatch.setenv("AUDIO_BURST_S", "4")
+    monkeypatch.setenv("MAX_PENDING_AUDIO_S", "30")
+
+    settings = load_settings()
+
+    assert settings.whisper_max_participants_per_meeting == 2
+    assert settings.ws_idle_timeout_s == 3.0
+    assert settings.audio_rate_limit == 1.5
+    assert settings.audio_burst_s == 4.0
+    assert settings.max_pending_audio_s == 30.0
+
+
 def test_default_flush_interval_in_seconds() -> None:
     assert load_settings().flush_interval_s == 2.0
 
@@ -126,6 +152,12 @@ def test_tests_build_their_own_settings_without_the_environment(monkeypatch: pyt
         ("WS_MAX_SIZE_BYTES", "10"),
         ("BYPASS_AUTHORIZATION", "maybe"),
         ("LOG_LEVEL", "chatty"),
+        ("WHISPER_MAX_PARTICIPANTS_PER_MEETING", "0"),
+        ("WS_IDLE_TIMEOUT_S", "0"),
+        ("AUDIO_RATE_LIMIT", "0.5"),
+        ("AUDIO_RATE_LIMIT", "fast"),
+        ("AUDIO_BURST_S", "0"),
+        ("MAX_PENDING_AUDIO_S", "5"),
     ],
 )
 def test_bad_value_fails_naming_the_variable(
