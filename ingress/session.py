@@ -93,6 +93,8 @@ class Participant:
             return  # told once already; the model cannot serve this language
         arrival_ms = now_ms()
         probs = await asyncio.to_thread(self._vad.process, pcm_to_float32(message.pcm))
+        if self.refused_language == self.language:
+            return  # refused while the VAD ran
         self._policy.add_audio(message.pcm, probs, arrival_ms)
         await self._cap_pending()
         self._wake.set()
@@ -152,11 +154,13 @@ class Participant:
                 )
             except TranscriptionError as error:
                 policy.abandon(plan)
-                await self._report(error)
-                if error.code == "unsupported_language":
+                refused = error.code == "unsupported_language"
+                if refused:
+                    # Before any await: audio arriving meanwhile must not start another window.
                     self.refused_language = self.language
                     policy.discard_pending()
-                else:
+                await self._report(error)
+                if not refused:
                     await asyncio.sleep(RETRY_DELAY_S)
                 continue
             for transcript in policy.apply(plan, result.words):
