@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from ingress.dispatch import Dispatcher
 from ingress.keys import KeyStore
+from ingress.metrics import Metrics
 from ingress.routes import router
 from ingress.services import Services
 from ingress.vad import SileroVad
@@ -23,15 +24,18 @@ logger = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
+    metrics = Metrics.create()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = KeyStore.from_settings(settings)
         redis_client = aioredis.Redis.from_url(settings.broker_url)
-        dispatcher = Dispatcher(redis_client, create_celery_app(settings))
+        dispatcher = Dispatcher(redis_client, create_celery_app(settings), metrics)
         vad = await asyncio.to_thread(SileroVad)
         await dispatcher.start()
-        app.state.services = Services(settings=settings, dispatcher=dispatcher, vad=vad, keys=keys)
+        app.state.services = Services(
+            settings=settings, dispatcher=dispatcher, vad=vad, keys=keys, redis=redis_client, metrics=metrics
+        )
         if settings.bypass_authorization:
             logger.warning("BYPASS_AUTHORIZATION is on: anyone who can reach this server can use it")
         logger.info("ingress %s ready", dispatcher.ingress_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from typing import Any, cast
 
@@ -18,6 +19,7 @@ from celery import Celery
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ingress.metrics import Metrics
 from service import names
 from service.contracts import WindowRequest, WindowResult
 
@@ -38,11 +40,12 @@ class TranscriptionError(Exception):
 class Dispatcher:
     """One per ingress process; its random id keeps its replies apart from other replicas'."""
 
-    def __init__(self, redis_client: aioredis.Redis, celery_app: Celery) -> None:
+    def __init__(self, redis_client: aioredis.Redis, celery_app: Celery, metrics: Metrics) -> None:
         self.ingress_id = uuid.uuid4().hex
         self.reply_stream = names.reply_stream(self.ingress_id)
         self._redis = redis_client
         self._celery = celery_app
+        self._metrics = metrics
         self._pending: dict[str, asyncio.Future[WindowResult]] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -60,7 +63,14 @@ class Dispatcher:
         except (RedisConnectionError, RedisTimeoutError):
             logger.warning("could not delete reply stream %s; it expires by itself", self.reply_stream)
 
-    async def transcribe(self, pcm: bytes, language: str, prompt: str, timeout_s: float) -> WindowResult:
+    async def live_workers(self) -> int:
+        """Worker processes whose heartbeat key exists; raises Redis errors when Redis does not answer."""
+        await self._redis.ping()
+        return len([key async for key in self._redis.scan_iter(match=names.worker_heartbeat_pattern())])
+
+    async def transcribe(
+        self, pcm: bytes, language: str, prompt: str, timeout_s: float, final: bool = False
+    ) -> WindowResult:
         """Send one window and wait for its result; raises TranscriptionError on any failure."""
         request_id = uuid.uuid4().hex
         request = WindowRequest(
@@ -72,6 +82,8 @@ class Dispatcher:
         )
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
+        self._metrics.windows_dispatched.labels(kind="final" if final else "interim").inc()
+        started = time.monotonic()
         try:
             await self._redis.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
             await asyncio.to_thread(self._send_task, request.model_dump())
@@ -82,9 +94,11 @@ class Dispatcher:
             raise TranscriptionError("broker_unavailable", f"cannot reach Redis: {error}") from None
         finally:
             self._pending.pop(request_id, None)
+        self._metrics.window_round_trip.observe(time.monotonic() - started)
         await self._forget_audio(request.audio_key)
         if result.error_code:
             raise TranscriptionError(result.error_code, result.error_message or result.error_code)
+        self._metrics.model_compute.observe(result.compute_s)
         return result
 
     def _send_task(self, payload: dict[str, Any]) -> None:

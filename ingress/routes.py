@@ -1,15 +1,18 @@
-"""Thin handlers: the meeting websocket and the health check."""
+"""Thin handlers: the meeting websocket, health and readiness checks, and the metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, Request, WebSocket
+from fastapi.responses import JSONResponse, Response
+from redis.exceptions import RedisError
 from starlette import status
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ingress.auth import AccessRefused, check_access
+from ingress.metrics import CONTENT_TYPE, Metrics
 from ingress.protocol import (
     EndOfMeeting,
     ProtocolError,
@@ -26,20 +29,52 @@ router = APIRouter()
 
 END_OF_MEETING_TIMEOUT_S = 120.0
 """How long the end-of-meeting flush may take before the socket is closed regardless."""
+READY_TIMEOUT_S = 2.0
+"""A readiness probe answers within this even when Redis hangs (a probe that hangs is no answer)."""
 
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
+    """The process is up; says nothing about Redis or workers (that is /readyz)."""
     return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to transcribe: Redis answers and at least one worker's heartbeat is alive."""
+    services: Services = request.app.state.services
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_S):
+            workers = await services.dispatcher.live_workers()
+    except (RedisError, OSError, TimeoutError) as error:
+        reason = f"redis unreachable: {error or type(error).__name__}"
+        return JSONResponse({"status": "unavailable", "reason": reason}, status.HTTP_503_SERVICE_UNAVAILABLE)
+    if workers == 0:
+        return JSONResponse(
+            {"status": "unavailable", "reason": "no worker alive"}, status.HTTP_503_SERVICE_UNAVAILABLE
+        )
+    return JSONResponse({"status": "ready", "workers": workers})
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    services: Services = request.app.state.services
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE)
 
 
 class Outbox:
     """Serialises sends from the participants' tasks; a vanished peer makes later sends no-ops."""
 
-    def __init__(self, websocket: WebSocket, meeting_id: str) -> None:
+    def __init__(self, websocket: WebSocket, meeting_id: str, metrics: Metrics) -> None:
         self._websocket = websocket
         self._meeting_id = meeting_id
+        self._metrics = metrics
         self.open = True
+
+    async def send_error(self, code: int, message: str, participant_id: str | None = None) -> None:
+        """Every error message to a client goes through here, so the errors metric sees them all."""
+        self._metrics.errors_sent.labels(code=str(code)).inc()
+        await self.send(encode_error(code, message, participant_id))
 
     async def send(self, text: str) -> None:
         if not self.open:
@@ -55,22 +90,31 @@ class Outbox:
 async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
+    outbox = Outbox(websocket, meeting_id, services.metrics)
     try:
         await check_access(
             services.settings, services.keys, meeting_id, websocket.headers, websocket.query_params
         )
     except AccessRefused as refusal:
         logger.warning("meeting %s: connection refused: %s", meeting_id, refusal.reason)
-        await _refuse(websocket, refusal.close_code, refusal.reason)
+        await _refuse(websocket, outbox, refusal.close_code, refusal.reason)
         return
     if services.open_connections >= services.settings.whisper_max_connections:
         reason = "server is at its connection limit (WHISPER_MAX_CONNECTIONS); try again later"
-        await _refuse(websocket, status.WS_1013_TRY_AGAIN_LATER, reason)
+        await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
         return
     services.open_connections += 1
-    outbox = Outbox(websocket, meeting_id)
+    services.metrics.open_websockets.inc()
     session = MeetingSession(
-        SessionContext(meeting_id, services.settings, services.dispatcher, services.vad, outbox.send)
+        SessionContext(
+            meeting_id,
+            services.settings,
+            services.dispatcher,
+            services.vad,
+            outbox.send,
+            outbox.send_error,
+            services.metrics,
+        )
     )
     logger.info("meeting %s: connected", meeting_id)
     try:
@@ -79,18 +123,20 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         # The one catch-all of the socket: log with the meeting id, tell the client, close 1011.
         logger.exception("meeting %s: failed", meeting_id)
         if websocket.client_state is WebSocketState.CONNECTED:
-            await outbox.send(encode_error(status.WS_1011_INTERNAL_ERROR, "internal error; see server logs"))
+            await outbox.send_error(status.WS_1011_INTERNAL_ERROR, "internal error; see server logs")
             await websocket.close(status.WS_1011_INTERNAL_ERROR, "internal error")
     finally:
         services.open_connections -= 1
+        services.metrics.open_websockets.dec()
         await session.close()
         logger.info("meeting %s: closed", meeting_id)
 
 
-async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+async def _refuse(websocket: WebSocket, outbox: Outbox, code: int, reason: str) -> None:
     """The whole reason as an error message, then a close carrying as much of it as fits."""
-    await websocket.send_text(encode_error(code, reason))
-    await websocket.close(code, fit_close_reason(reason))
+    await outbox.send_error(code, reason)
+    if outbox.open:
+        await websocket.close(code, fit_close_reason(reason))
 
 
 async def _serve(
@@ -112,18 +158,16 @@ async def _serve(
             return
         data = frame.get("bytes")
         if data is None:
-            await outbox.send(
-                encode_error(
-                    status.WS_1003_UNSUPPORTED_DATA,
-                    "text frames are not accepted: send binary audio messages (SPEC §2)",
-                )
+            await outbox.send_error(
+                status.WS_1003_UNSUPPORTED_DATA,
+                "text frames are not accepted: send binary audio messages (SPEC §2)",
             )
             continue
         try:
             message = parse_client_message(data)
         except ProtocolError as error:
             logger.info("meeting %s: rejected a message: %s", meeting_id, error.message)
-            await outbox.send(encode_error(error.close_code, error.message, error.participant_id))
+            await outbox.send_error(error.close_code, error.message, error.participant_id)
             continue
         if isinstance(message, EndOfMeeting):
             logger.info("meeting %s: end of meeting, flushing %d", meeting_id, session.participant_count)
@@ -143,6 +187,6 @@ async def _close_idle(
     )
     await session.finish(END_OF_MEETING_TIMEOUT_S)
     reason = f"no message for {idle_timeout_s:g} s (WS_IDLE_TIMEOUT_S); closing"
-    await outbox.send(encode_error(status.WS_1001_GOING_AWAY, reason))
+    await outbox.send_error(status.WS_1001_GOING_AWAY, reason)
     if outbox.open:
         await websocket.close(status.WS_1001_GOING_AWAY, fit_close_reason(reason))

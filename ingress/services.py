@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
+
 from ingress.dispatch import Dispatcher
 from ingress.keys import KeyStore
+from ingress.metrics import Metrics
 from ingress.vad import SileroVad
 from service.settings import Settings
 
@@ -17,4 +20,7 @@ class Services:
     vad: SileroVad
     keys: KeyStore | None
     """Token signing keys; None when no key repository is configured (ASAP_PUB_KEYS_REPO_URL)."""
+    redis: aioredis.Redis
+    """The process's pooled async client (the dispatcher's), for readiness checks."""
+    metrics: Metrics
     open_connections: int = 0

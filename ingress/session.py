@@ -15,8 +15,9 @@ from starlette import status
 
 from ingress.dispatch import Dispatcher, TranscriptionError
 from ingress.limits import Cooldown, TokenBucket
+from ingress.metrics import Metrics
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
-from ingress.protocol import AudioMessage, encode_error, encode_transcript
+from ingress.protocol import AudioMessage, encode_transcript
 from ingress.vad import SileroVad, VadStream
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.settings import Settings
@@ -34,6 +35,8 @@ REMEMBERED_REFUSALS = 1000
 """Refused participant ids remembered (each told once); bounded so made-up ids cost no memory."""
 
 Send = Callable[[str], Awaitable[None]]
+SendError = Callable[[int, str, str | None], Awaitable[None]]
+"""(close code, message, participant id): an error message to the client, counted."""
 
 
 def now_ms() -> int:
@@ -56,6 +59,8 @@ class SessionContext:
     dispatcher: Dispatcher
     vad: SileroVad
     send: Send
+    send_error: SendError
+    metrics: Metrics
 
 
 class Participant:
@@ -82,8 +87,10 @@ class Participant:
             )
 
     async def add_audio(self, message: AudioMessage) -> None:
+        seconds = len(message.pcm) / (SAMPLE_WIDTH_BYTES * SAMPLE_RATE)
+        self._context.metrics.audio_seconds.inc(seconds)
         # Metered before any work is spent on it: refused audio is dropped, never queued.
-        if not self._bucket.take(len(message.pcm) / (SAMPLE_WIDTH_BYTES * SAMPLE_RATE), time.monotonic()):
+        if not self._bucket.take(seconds, time.monotonic()):
             await self._refuse_fast_audio()
             return
         if message.language != self.language:
@@ -113,7 +120,7 @@ class Participant:
             f"audio arrives faster than real time (over {settings.audio_rate_limit:g} x sustained, "
             f"{settings.audio_burst_s:g} s ahead); the excess was dropped: send audio as it is spoken"
         )
-        await self._context.send(encode_error(status.WS_1008_POLICY_VIOLATION, reason, self.id))
+        await self._context.send_error(status.WS_1008_POLICY_VIOLATION, reason, self.id)
 
     async def _cap_pending(self) -> None:
         """Bounded memory whatever happens downstream: the oldest untranscribed audio goes first."""
@@ -128,7 +135,7 @@ class Participant:
             dropped_s,
         )
         reason = f"transcription is behind; {dropped_s:.1f} s of audio dropped"
-        await self._context.send(encode_error(status.WS_1013_TRY_AGAIN_LATER, reason, self.id))
+        await self._context.send_error(status.WS_1013_TRY_AGAIN_LATER, reason, self.id)
 
     def end(self) -> None:
         self._policy.end()
@@ -150,7 +157,7 @@ class Participant:
             settings = self._context.settings
             try:
                 result = await self._context.dispatcher.transcribe(
-                    plan.pcm, self.language, plan.prompt, settings.transcription_timeout_s
+                    plan.pcm, self.language, plan.prompt, settings.transcription_timeout_s, final=plan.final
                 )
             except TranscriptionError as error:
                 policy.abandon(plan)
@@ -175,9 +182,10 @@ class Participant:
             if error.code == "unsupported_language"
             else status.WS_1011_INTERNAL_ERROR
         )
-        await self._context.send(encode_error(code, error.message, self.id))
+        await self._context.send_error(code, error.message, self.id)
 
     async def _send(self, transcript: Transcript) -> None:
+        self._context.metrics.transcripts_sent.labels(type=transcript.kind).inc()
         await self._context.send(
             encode_transcript(
                 utterance_id=transcript.utterance_id,
@@ -209,6 +217,7 @@ class MeetingSession:
                 return
             participant = Participant(self._context, message.participant_id, message.language)
             self._participants[message.participant_id] = participant
+            self._context.metrics.participants.inc()
             logger.info("meeting %s: participant %s joined", self._context.meeting_id, participant.id)
         await participant.add_audio(message)
 
@@ -229,7 +238,7 @@ class MeetingSession:
             f"meeting is full: at most {limit} participants per meeting "
             "(WHISPER_MAX_PARTICIPANTS_PER_MEETING); this participant's audio is ignored"
         )
-        await self._context.send(encode_error(status.WS_1008_POLICY_VIOLATION, reason, participant_id))
+        await self._context.send_error(status.WS_1008_POLICY_VIOLATION, reason, participant_id)
 
     async def finish(self, timeout_s: float) -> None:
         """End of meeting: every participant's pending speech goes out as finals, then we return."""
@@ -255,6 +264,7 @@ class MeetingSession:
     async def close(self) -> None:
         """The socket is gone: stop every participant's work."""
         tasks = [participant.task for participant in self._participants.values()]
+        self._context.metrics.participants.dec(len(tasks))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -107,6 +107,20 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    @field_validator(
+        "whisper_model_path",
+        "asap_pub_keys_repo_url",
+        "asap_pub_keys_folder",
+        "asap_pub_keys_fallback_folder",
+        "redis_url",
+        "redis_host",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """`VAR=` (as compose files write) means unset, not the current folder or an empty URL."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("whisper_return_transcribed_audio", "bypass_authorization", mode="before")
     @classmethod
     def _flags(cls, value: object) -> object:

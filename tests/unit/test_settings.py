@@ -203,3 +203,14 @@ def test_redis_url_wins_over_host_and_port(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("REDIS_URL", "rediss://cache.example:6390/2")
 
     assert load_settings().broker_url == "rediss://cache.example:6390/2"
+
+
+@pytest.mark.parametrize(
+    "variable", ["WHISPER_MODEL_PATH", "REDIS_URL", "REDIS_HOST", "ASAP_PUB_KEYS_REPO_URL"]
+)
+def test_an_empty_variable_means_unset(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.setenv(variable, "")
+
+    settings = load_settings()
+
+    assert getattr(settings, variable.lower()) is None

@@ -1,0 +1,97 @@
+"""What an operator watches: /readyz against the real Redis and worker heartbeats, and /metrics
+after a real meeting."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.launcher import free_port
+from tests.integration.conftest import Service
+
+pytestmark = pytest.mark.integration
+
+EMPTY_DB = 5
+"""A Redis database no worker uses: heartbeat keys live per database, so none are seen there."""
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode()
+
+
+def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and found.labels == (labels or {}):
+                return float(found.value)
+    raise AssertionError(f"no sample {name}{labels or ''} in /metrics")
+
+
+def with_replica(service: Service, name: str, redis_url: str) -> tuple[int, dict[str, Any]]:
+    base = service.stack.start_ingress(name, free_port(), {"REDIS_URL": redis_url})
+    try:
+        code, body = get(base + "/readyz")
+        assert get(base + "/healthz")[0] == 200  # up, though not ready
+    finally:
+        service.stack.stop_process(name)
+    return code, json.loads(body)
+
+
+def test_ready_with_the_session_worker(service: Service) -> None:
+    code, body = get(service.stack.base_http_url + "/readyz")
+
+    assert code == 200
+    assert json.loads(body) == {"status": "ready", "workers": 1}
+
+
+def test_not_ready_where_no_worker_beats(service: Service) -> None:
+    empty_db_url = service.stack.redis_url.rsplit("/", 1)[0] + f"/{EMPTY_DB}"
+
+    code, body = with_replica(service, "ingress-no-workers", empty_db_url)
+
+    assert code == 503
+    assert body == {"status": "unavailable", "reason": "no worker alive"}
+
+
+def test_not_ready_without_redis(service: Service) -> None:
+    code, body = with_replica(service, "ingress-no-redis", f"redis://127.0.0.1:{free_port()}/0")
+
+    assert code == 503
+    assert body["reason"].startswith("redis unreachable: ")
+
+
+def test_metrics_after_a_meeting(service: Service, wav: Any) -> None:
+    result = service.stream("metrics", [("jfk", wav("jfk_ask_not"))])
+    assert result.finals("jfk")
+
+    code, text = get(service.stack.base_http_url + "/metrics")
+
+    assert code == 200
+    assert sample(text, "streaming_whisper_transcripts_sent_total", {"type": "final"}) > 0
+    assert sample(text, "streaming_whisper_audio_seconds_received_total") >= 10
+    assert sample(text, "streaming_whisper_windows_dispatched_total", {"kind": "interim"}) > 0
+    assert sample(text, "streaming_whisper_window_round_trip_seconds_count") > 0
+    assert sample(text, "streaming_whisper_model_compute_seconds_sum") > 0
+    assert gauges_settle_to_zero(service.stack.base_http_url + "/metrics")
+
+
+def gauges_settle_to_zero(url: str) -> bool:
+    """The server's side of the socket ends just after the client sees the close."""
+    deadline = time.monotonic() + 5
+    while True:
+        text = get(url)[1]
+        gauges = [sample(text, f"streaming_whisper_{name}") for name in ("open_websockets", "participants")]
+        if gauges == [0, 0] or time.monotonic() > deadline:
+            return gauges == [0, 0]
+        time.sleep(0.1)
