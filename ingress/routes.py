@@ -69,6 +69,7 @@ class Outbox:
         self._websocket = websocket
         self._meeting_id = meeting_id
         self._metrics = metrics
+        self._lock = asyncio.Lock()  # one frame at a time, whichever participant's task sends it
         self.open = True
 
     async def send_error(self, code: int, message: str, participant_id: str | None = None) -> None:
@@ -80,7 +81,8 @@ class Outbox:
         if not self.open:
             return
         try:
-            await self._websocket.send_text(text)
+            async with self._lock:
+                await self._websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError):
             self.open = False
             logger.info("meeting %s: peer gone, dropping what is left to send", self._meeting_id)
