@@ -165,9 +165,12 @@ class Participant:
                 if refused:
                     # Before any await: audio arriving meanwhile must not start another window.
                     self.refused_language = self.language
+                if refused or policy.ended:
+                    # Nothing to retry for: the client has been told, and a meeting that is over
+                    # must close instead of retrying until the end-of-meeting timeout.
                     policy.discard_pending()
                 await self._report(error)
-                if not refused:
+                if not (refused or policy.ended):
                     await asyncio.sleep(RETRY_DELAY_S)
                 continue
             for transcript in policy.apply(plan, result.words):

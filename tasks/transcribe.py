@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,7 @@ def start_heartbeat(client: redis.Redis) -> threading.Thread:
                 client.set(key, "ready", ex=names.WORKER_HEARTBEAT_TTL_S)
             except redis.RedisError as error:
                 logger.warning("worker heartbeat: %s", error)
-            threading.Event().wait(names.WORKER_HEARTBEAT_EVERY_S)
+            time.sleep(names.WORKER_HEARTBEAT_EVERY_S)
 
     thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
     thread.start()

@@ -484,3 +484,23 @@ def test_random_frames_never_hurt_the_ingress_or_the_meeting_beside_them(
     assert process.is_running()
     assert growth_mb < 100
     assert_untouched_neighbour(beside, reference(JFK))
+
+
+def test_windows_no_worker_answers_get_an_error_and_the_meeting_still_ends(
+    service: Service, replicas: Any, wav: Any
+) -> None:
+    # A Redis database no worker listens to, and a short wait for each window.
+    stranded = service.stack.redis_url.rsplit("/", 1)[0] + "/2"
+    unanswered = replicas("ingress-timeout", {"REDIS_URL": stranded, "TRANSCRIPTION_TIMEOUT_S": "2"})
+    started = time.monotonic()
+
+    (result,) = run_together(
+        stream_meeting(service.url("unanswered", unanswered.base), [("jfk", wav(JFK))], speed=None)
+    )
+
+    print_errors(result)
+    assert result.closed_normally, (result.close_code, result.close_reason)
+    assert time.monotonic() - started < 30  # not the 120 s end-of-meeting timeout
+    timeouts = error_like(result, 1011, "no worker answered within 2 s")
+    assert timeouts and len(timeouts) == len(result.errors())
+    assert not result.of_type("interim") and not result.of_type("final")
