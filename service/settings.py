@@ -8,6 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -178,7 +179,7 @@ class Settings(BaseSettings):
     def broker_url(self) -> str:
         """REDIS_URL wins; otherwise REDIS_HOST and REDIS_PORT; otherwise the local default."""
         if self.redis_url:
-            return self.redis_url
+            return _verify_tls_by_default(self.redis_url)
         return f"redis://{self.redis_host or '127.0.0.1'}:{self.redis_port}/0"
 
     @property
@@ -188,6 +189,20 @@ class Settings(BaseSettings):
     @property
     def flush_interval_s(self) -> float:
         return self.whisper_flush_buffer_interval / 1000.0
+
+
+def _verify_tls_by_default(url: str) -> str:
+    """A `rediss://` URL verifies the server's certificate unless it says otherwise.
+
+    redis-py verifies by default, but kombu (the Celery broker) silently turns verification off
+    when the URL has no `ssl_cert_reqs`; spelling it out makes both sides check the certificate.
+    `ssl_ca_certs=/path/ca.pem` in the query names a private CA; `ssl_cert_reqs=none` opts out.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss" or "ssl_cert_reqs" in parse_qs(parts.query):
+        return url
+    query = f"{parts.query}&ssl_cert_reqs=required" if parts.query else "ssl_cert_reqs=required"
+    return urlunsplit(parts._replace(query=query))
 
 
 def load_settings(**overrides: object) -> Settings:

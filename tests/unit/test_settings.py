@@ -202,7 +202,27 @@ def test_redis_url_wins_over_host_and_port(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("REDIS_PORT", "6380")
     monkeypatch.setenv("REDIS_URL", "rediss://cache.example:6390/2")
 
-    assert load_settings().broker_url == "rediss://cache.example:6390/2"
+    assert load_settings().broker_url == "rediss://cache.example:6390/2?ssl_cert_reqs=required"
+
+
+@pytest.mark.parametrize(
+    ("url", "broker_url"),
+    [
+        ("rediss://cache.example:6390/0", "rediss://cache.example:6390/0?ssl_cert_reqs=required"),
+        (
+            "rediss://:pw@cache.example/0?ssl_ca_certs=/ca.pem",
+            "rediss://:pw@cache.example/0?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required",
+        ),
+        ("rediss://cache.example/0?ssl_cert_reqs=none", "rediss://cache.example/0?ssl_cert_reqs=none"),
+        ("redis://cache.example/0", "redis://cache.example/0"),
+    ],
+)
+def test_tls_urls_verify_the_server_unless_told_not_to(
+    monkeypatch: pytest.MonkeyPatch, url: str, broker_url: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+
+    assert load_settings().broker_url == broker_url
 
 
 @pytest.mark.parametrize(
