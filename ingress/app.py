@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
+from ingress.demo import mount_demo
 from ingress.dispatch import Dispatcher
 from ingress.keys import KeyStore
 from ingress.metrics import Metrics
@@ -49,4 +50,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Streaming Whisper", lifespan=lifespan)
     app.include_router(router)
+    mount_demo(app)
     return app
