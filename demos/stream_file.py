@@ -1,9 +1,16 @@
-"""Stream WAV files as the participants of one meeting and print the transcripts as they come.
+"""Stream audio files as the participants of one meeting and show the transcripts as they come.
 
-    python -m demos.stream_file alice.wav bob.wav --url ws://127.0.0.1:8000 --fast 4
+    streaming-whisper stream alice.wav bob.mp3 --url ws://127.0.0.1:8000 --fast 4
+    python -m demos.stream_file ...            (the same command)
 
 Each file is one participant (named after the file's stem unless `--participant` says otherwise).
 Audio goes out in real time by default; `--fast` sends as fast as possible, `--fast 4` at 4x.
+On a terminal the meeting is drawn live (`demos/live_view.py`); piped, each message is a line;
+`--json` prints the server's messages as they are, one per line.
+
+Exit status: 0 when the meeting ended normally; 1 when the server could not be reached, refused
+the connection, closed it abnormally or sent an error message; 2 for bad arguments or a file that
+cannot be read; 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import math
 import shutil
 import sys
 import time
-import wave
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from types import TracebackType
+from typing import Any, Protocol, TextIO
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from rich.console import Console
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.frames import CloseCode
 
+from demos.audio_files import load_pcm
 from demos.client import (
     DEFAULT_CHUNK_SAMPLES,
     MeetingResult,
@@ -29,66 +40,110 @@ from demos.client import (
     meeting_url,
     stream_meeting,
 )
-from service.audio import read_wav_pcm
+from demos.live_view import LiveView, MeetingBoard, format_error, format_offset
 
 DEFAULT_URL = "ws://127.0.0.1:8000"
+DEFAULT_PROG = "python -m demos.stream_file"
+DESCRIPTION = (
+    "Stream audio files, one per participant, as one meeting: WAV, or anything FFmpeg reads "
+    "(mp3, flac, ogg, m4a, ...), resampled to 16 kHz mono."
+)
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 CLEAR_LINE = "\r\x1b[K"
+SECRET_QUERY_KEYS = frozenset({"auth_token"})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+class Display(Protocol):
+    def __enter__(self) -> Display: ...
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None: ...
+
+    def show(self, message: ReceivedMessage) -> None: ...
+
+    def print_transcripts(self, transcripts: Sequence[tuple[str, str]]) -> None: ...
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = DEFAULT_PROG,
+    console: Console | None = None,
+    err_console: Console | None = None,
+) -> int:
+    """`console` (stdout) decides between the live view (a terminal) and plain lines; tests pass one."""
+    args = parse_args(sys.argv[1:] if argv is None else argv, prog=prog)
+    return run(args, console=console, err_console=err_console)
+
+
+def run(
+    args: argparse.Namespace, *, console: Console | None = None, err_console: Console | None = None
+) -> int:
     try:
         url = meeting_url(args.url)
         tracks = load_tracks(args.files, args.participant)
-    except (ValueError, OSError, EOFError, wave.Error) as error:
+    except ValueError as error:  # AudioFileError included
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"meeting {url} with {', '.join(name for name, _ in tracks)}", file=sys.stderr)
-    printer = ConsolePrinter(sys.stdout, sys.stderr, as_json=args.json, started_at_wall=time.time())
+    names = [name for name, _ in tracks]
+    print(f"meeting {redact_url(url)} with {', '.join(names)}", file=sys.stderr)
+    display = choose_display(args.json, names, console or Console(), err_console or Console(stderr=True))
     try:
-        result = asyncio.run(
-            stream_meeting(
-                url,
-                tracks,
-                lang=args.lang,
-                token=args.token,
-                speed=args.speed,
-                chunk_samples=args.chunk_samples,
-                on_message=printer.show,
+        with display:
+            result = asyncio.run(
+                stream_meeting(
+                    url,
+                    tracks,
+                    lang=args.lang,
+                    token=args.token,
+                    speed=args.speed,
+                    chunk_samples=args.chunk_samples,
+                    on_message=display.show,
+                )
             )
-        )
     except ValueError as error:
         # stream_meeting checks its arguments (unique participants, header size) before connecting.
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        printer.clear_interim()
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except InvalidStatus as refusal:
         print(f"error: server refused the connection: {describe_refusal(refusal)}", file=sys.stderr)
         return EXIT_FAILED
     except (OSError, InvalidHandshake, InvalidURI) as error:
-        print(f"error: cannot connect to {url}: {error}", file=sys.stderr)
+        print(f"error: cannot connect to {redact_url(url)}: {error}", file=sys.stderr)
         return EXIT_FAILED
-    printer.clear_interim()
-    print_transcripts(result, [name for name, _ in tracks], sys.stderr if args.json else sys.stdout)
+    display.print_transcripts([(name, result.transcript(name)) for name in names])
     if not result.closed_normally:
-        reason = f" ({result.close_reason})" if result.close_reason else ""
-        print(f"error: connection closed with code {result.close_code}{reason}", file=sys.stderr)
+        print(f"error: connection closed with {describe_close(result)}", file=sys.stderr)
+        return EXIT_FAILED
+    if result.errors():
+        count = len(result.errors())
+        print(f"error: the server reported {count} error(s); transcripts may be incomplete", file=sys.stderr)
         return EXIT_FAILED
     return 0
 
 
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m demos.stream_file",
-        description="Stream WAV files (16 kHz mono 16-bit), one per participant, as one meeting.",
-    )
-    parser.add_argument("files", nargs="+", type=Path, help="one WAV file per participant")
+def choose_display(as_json: bool, participants: list[str], console: Console, err_console: Console) -> Display:
+    """The live view on a terminal; plain lines when piped (and raw JSON lines with --json)."""
+    started_at_wall = time.time()
+    if as_json or not console.is_terminal:
+        return ConsolePrinter(sys.stdout, sys.stderr, as_json=as_json, started_at_wall=started_at_wall)
+    return LiveView(MeetingBoard(list(participants), started_at_wall), console, err_console)
+
+
+def parse_args(argv: Sequence[str], prog: str = DEFAULT_PROG) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
+    add_arguments(parser)
+    return check_args(parser, parser.parse_args(bare_fast_as_unbounded(argv)))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", type=Path, help="one audio file per participant")
     parser.add_argument(
         "--url",
         default=DEFAULT_URL,
@@ -118,7 +173,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=DEFAULT_CHUNK_SAMPLES,
         help=f"samples per message (default {DEFAULT_CHUNK_SAMPLES} = 1.024 s)",
     )
-    args = parser.parse_args(bare_fast_as_unbounded(argv))
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     if args.speed == math.inf:
         args.speed = None
     if args.participant is not None and len(args.participant) != len(args.files):
@@ -169,8 +226,18 @@ def positive_int(text: str) -> int:
 
 
 def load_tracks(files: Sequence[Path], participants: Sequence[str] | None) -> list[Track]:
+    """Raises AudioFileError (a ValueError) naming the first file that cannot be read."""
     names = list(participants) if participants is not None else [path.stem for path in files]
-    return [(name, read_wav_pcm(str(path))) for name, path in zip(names, files, strict=True)]
+    return [(name, load_pcm(path)) for name, path in zip(names, files, strict=True)]
+
+
+def redact_url(url: str) -> str:
+    """The URL with the value of `auth_token` hidden: it is a credential, not for terminals and logs."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(key, "***" if key in SECRET_QUERY_KEYS else value) for key, value in parse_qsl(parts.query)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
 def describe_refusal(refusal: InvalidStatus) -> str:
@@ -179,10 +246,17 @@ def describe_refusal(refusal: InvalidStatus) -> str:
     return f"HTTP {response.status_code} {response.reason_phrase}" + (f": {body[:200]}" if body else "")
 
 
-def format_offset(seconds: float) -> str:
-    """`mm:ss.s`, rounding to tenths first so 59.96 s reads 01:00.0, not 00:60.0."""
-    minutes, tenths = divmod(round(max(0.0, seconds) * 10), 600)
-    return f"{minutes:02d}:{tenths / 10:04.1f}"
+def describe_close(result: MeetingResult) -> str:
+    """`code 1008 (token expired)`; the code's name when the server gave no reason."""
+    if result.close_reason:
+        return f"code {result.close_code} ({result.close_reason})"
+    if result.close_code is None:
+        return "no close code (the connection dropped)"
+    try:
+        name = CloseCode(result.close_code).name.lower().replace("_", " ")
+    except ValueError:
+        name = "unknown code"
+    return f"code {result.close_code} ({name}, no reason given)"
 
 
 def format_final(payload: dict[str, Any], started_at_wall: float) -> str:
@@ -198,16 +272,11 @@ def format_interim(payload: dict[str, Any]) -> str:
     return f"… {payload.get('participant_id')}: {str(payload.get('text', '')).strip()}"
 
 
-def format_error(payload: dict[str, Any]) -> str:
-    participant = payload.get("participant_id")
-    where = f" ({participant})" if participant else ""
-    return f"server error {payload.get('code')}{where}: {payload.get('message')}"
-
-
 class ConsolePrinter:
-    """Prints server messages as they arrive; on a terminal the current interim is rewritten in place.
+    """Prints server messages as lines as they arrive (piped output, and --json).
 
-    A final is stamped with its `ts` (server clock) as time since `started_at_wall`.
+    On a terminal the current interim is rewritten in place. A final is stamped with its `ts`
+    (server clock) as time since `started_at_wall`.
     """
 
     def __init__(self, out: TextIO, err: TextIO, *, as_json: bool, started_at_wall: float) -> None:
@@ -217,6 +286,14 @@ class ConsolePrinter:
         self._started_at_wall = started_at_wall
         self._live = out.isatty()
         self._interim_shown = False
+
+    def __enter__(self) -> ConsolePrinter:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.clear_interim()
 
     def show(self, message: ReceivedMessage) -> None:
         payload = message.payload
@@ -233,6 +310,13 @@ class ConsolePrinter:
         elif message.type == "final":
             self.clear_interim()
             print(format_final(payload, self._started_at_wall), file=self._out, flush=True)
+
+    def print_transcripts(self, transcripts: Sequence[tuple[str, str]]) -> None:
+        """After the meeting; with --json on stderr, so stdout stays one JSON message per line."""
+        out = self._err if self._as_json else self._out
+        print("\n== transcripts ==", file=out)
+        for participant, transcript in transcripts:
+            print(f"{participant}: {transcript}", file=out)
 
     def clear_interim(self) -> None:
         if self._interim_shown:
@@ -253,12 +337,6 @@ class ConsolePrinter:
     def _print_err(self, line: str) -> None:
         self.clear_interim()
         print(line, file=self._err, flush=True)
-
-
-def print_transcripts(result: MeetingResult, participants: Sequence[str], out: TextIO) -> None:
-    print("\n== transcripts ==", file=out)
-    for participant in participants:
-        print(f"{participant}: {result.transcript(participant)}", file=out)
 
 
 if __name__ == "__main__":

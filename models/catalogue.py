@@ -1,5 +1,6 @@
-"""Which model folder to load: the packaged `tiny.en`, a named folder under WHISPER_MODEL_PATH,
-or any CTranslate2 Whisper folder. Nothing is ever downloaded here."""
+"""Which model folder to load: the packaged `tiny.en`, a named folder under WHISPER_MODEL_PATH
+(or, when it is unset, under the folder `streaming-whisper models install` fills), or any
+CTranslate2 Whisper folder. Nothing is ever downloaded here."""
 
 from __future__ import annotations
 
@@ -26,13 +27,21 @@ def packaged_model_folder(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
+def default_models_dir() -> Path:
+    """Where `streaming-whisper models install` puts models when WHISPER_MODEL_PATH is unset."""
+    return Path.home() / ".cache" / "streaming-whisper" / "models"
+
+
 def resolve_model_folder(name: str, model_path: Path | None) -> Path:
-    """WHISPER_MODEL_PATH (a model folder, or a folder of model folders) wins over the catalogue."""
+    """WHISPER_MODEL_PATH (a model folder, or a folder of model folders) wins over the catalogue;
+    without it, a model installed in the default folder is found by name."""
     candidates: list[Path] = []
     if model_path is not None:
         candidates += [model_path, model_path / name]
     if name in PACKAGED_MODELS:
         candidates.append(packaged_model_folder(PACKAGED_MODELS[name]))
+    if model_path is None:
+        candidates.append(default_models_dir() / name)
     candidates.append(Path(name).expanduser())
     for folder in candidates:
         if is_model_folder(folder):
@@ -40,6 +49,7 @@ def resolve_model_folder(name: str, model_path: Path | None) -> Path:
     tried = ", ".join(str(folder) for folder in candidates)
     raise ModelNotFoundError(
         f"no CTranslate2 Whisper model for WHISPER_MODEL_NAME={name!r} (looked in: {tried}). "
-        f"Packaged models: {', '.join(PACKAGED_MODELS)}; or set WHISPER_MODEL_PATH to a folder "
-        f"holding {MODEL_FILE}, config.json and the tokenizer."
+        f"Packaged models: {', '.join(PACKAGED_MODELS)}; `streaming-whisper models list` shows what "
+        f"is installed and what can be; or set WHISPER_MODEL_PATH to a folder holding {MODEL_FILE}, "
+        "config.json and the tokenizer."
     )

@@ -1,4 +1,5 @@
-"""`streaming-whisper run | ingress | worker`: the entry points (they alone configure logging)."""
+"""`streaming-whisper run | ingress | worker | stream | models`: the entry points (they alone
+configure logging)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
 
 from service.logs import configure_logging
 from service.settings import Settings, SettingsError, load_settings
@@ -68,26 +71,125 @@ def run_all(settings: Settings) -> None:
         raise SystemExit(1) from None
 
 
-COMMANDS = {"run": run_all, "ingress": run_ingress, "worker": run_worker}
+SERVICE_COMMANDS = {
+    "run": (
+        run_all,
+        "Redis (embedded unless REDIS_URL/REDIS_HOST is set), a worker and the ingress",
+    ),
+    "ingress": (run_ingress, "the websocket server"),
+    "worker": (run_worker, "a Celery transcription worker"),
+}
+EXIT_FAILED = 1
+EXIT_USAGE = 2
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="streaming-whisper", description=__doc__)
-    parser.add_argument(
-        "command",
-        choices=sorted(COMMANDS),
-        help="run: Redis (embedded unless REDIS_URL/REDIS_HOST is set), a worker and the ingress; "
-        "ingress: the websocket server; worker: a Celery transcription worker",
+def build_parser() -> argparse.ArgumentParser:
+    from demos import stream_file
+
+    parser = argparse.ArgumentParser(
+        prog="streaming-whisper",
+        description="Live transcription for video meetings: the service and its tools.",
     )
-    args = parser.parse_args(argv)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_, help_text) in SERVICE_COMMANDS.items():
+        commands.add_parser(name, help=help_text, description=help_text)
+    stream = commands.add_parser(
+        "stream",
+        help="stream audio files as one meeting and show the transcripts live",
+        description=stream_file.DESCRIPTION,
+    )
+    stream_file.add_arguments(stream)
+    stream.set_defaults(stream_parser=stream)  # its own usage line for errors found after parsing
+    add_models_arguments(
+        commands.add_parser(
+            "models", help="list, install and verify Whisper models", description=models_help()
+        )
+    )
+    return parser
+
+
+def add_models_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    actions.add_parser("list", help="the catalogue and the installed models")
+    install = actions.add_parser(
+        "install",
+        help="install a model into WHISPER_MODEL_PATH (or the default models folder)",
+        description="NAME: base, or the Hugging Face repo id of a CTranslate2 Whisper model "
+        "(e.g. Systran/faster-whisper-small); tiny.en is packaged and needs nothing.",
+    )
+    install.add_argument("name", metavar="NAME")
+    install.add_argument(
+        "--into", type=Path, metavar="DIR", help="models folder to install into (created if missing)"
+    )
+    install.add_argument("--force", action="store_true", help="reinstall over an existing folder")
+    verify = actions.add_parser(
+        "verify",
+        help="check that a folder holds a loadable CTranslate2 Whisper model",
+        description="Checks the files, loads the model on CPU (int8) and transcribes 1 s of a tone.",
+    )
+    verify.add_argument("path", type=Path, metavar="PATH")
+
+
+def models_help() -> str:
+    from models.catalogue import default_models_dir
+
+    return (
+        "Models live in WHISPER_MODEL_PATH, or, when it is unset, in "
+        f"{default_models_dir()}, where the worker also looks."
+    )
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from models.catalogue import default_models_dir
+    from models.install import InstallError, format_listing, install, list_models
+    from models.verify import VerifyError, verify_model
+
+    if args.models_command == "verify":
+        try:
+            print(verify_model(args.path).describe())
+        except VerifyError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_FAILED
+        return 0
     try:
         settings = load_settings()
     except SettingsError as error:
         print(f"streaming-whisper: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        return EXIT_USAGE
+    models_dir = settings.whisper_model_path or default_models_dir()
+    if args.models_command == "list":
+        listed = list_models(models_dir, settings.whisper_model_name, settings.whisper_model_path)
+        print(format_listing(listed, models_dir, from_setting=settings.whisper_model_path is not None))
+        return 0
+    try:
+        install(args.name, args.into or models_dir, force=args.force)
+    except InstallError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from demos import stream_file
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["stream"]:
+        argv = ["stream", *stream_file.bare_fast_as_unbounded(argv[1:])]
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "stream":
+        stream_file.check_args(args.stream_parser, args)
+        raise SystemExit(stream_file.run(args))
+    if args.command == "models":
+        raise SystemExit(run_models(args))
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"streaming-whisper: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
     configure_logging(settings.log_level)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    COMMANDS[args.command](settings)
+    SERVICE_COMMANDS[args.command][0](settings)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     whisper_model_name: str = "tiny.en"
     """A catalogue name (`tiny.en`, `base`) or a folder name under WHISPER_MODEL_PATH."""
     whisper_model_path: Path | None = None
-    """A CTranslate2 Whisper folder, or a folder holding one folder per model name."""
+    """A CTranslate2 Whisper folder, or a folder holding one folder per model name. Unset: the worker
+    also looks in `models.catalogue.default_models_dir()`, where `models install` puts models."""
     beam_size: int = Field(default=1, ge=1, le=10)
     whisper_compute_type: str = "int8"
     whisper_device: Device = Device.AUTO

@@ -415,15 +415,6 @@ def test_main_exits_nonzero_when_nothing_listens(tmp_path: Path, capsys: pytest.
     assert "cannot connect" in capsys.readouterr().err
 
 
-def test_main_refuses_a_wav_that_is_not_16khz_mono(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code = main([str(write_wav(tmp_path / "a.wav", 100, rate=8000)), "--url", "ws://127.0.0.1:1"])
-
-    assert code == 2
-    assert "need 16 kHz mono 16-bit WAV" in capsys.readouterr().err
-
-
 def test_main_refuses_two_files_with_the_same_participant(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
