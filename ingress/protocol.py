@@ -94,7 +94,8 @@ def parse_header(header: bytes) -> tuple[str, str]:
 
 
 def _check_participant_id(participant_id: str) -> None:
-    if not participant_id:
+    if not participant_id.strip():
+        # Unicode spaces alone (U+00A0, U+3000...) name nobody a person could tell apart.
         raise ProtocolError(status.WS_1007_INVALID_FRAME_PAYLOAD_DATA, "participant id is empty")
     if len(participant_id) > MAX_PARTICIPANT_ID_CHARS:
         raise ProtocolError(

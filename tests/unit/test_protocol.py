@@ -89,8 +89,9 @@ def test_header_that_is_not_utf8_is_invalid_payload() -> None:
     assert "UTF-8" in error.message
 
 
-def test_empty_participant_id_is_refused() -> None:
-    error = refusal(padded("|en", b"\x00") + PCM)
+@pytest.mark.parametrize("participant", ["", "\u00a0", "\u3000 \u2003"])
+def test_empty_or_blank_participant_id_is_refused(participant: str) -> None:
+    error = refusal(padded(f"{participant}|en", b"\x00") + PCM)
 
     assert error.close_code == status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
     assert "empty" in error.message

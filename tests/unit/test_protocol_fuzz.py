@@ -72,6 +72,7 @@ def check_audio_message(frame: bytes, message: AudioMessage) -> None:
 @example(frame=b"x" * 58 + b"|e" + b"\x00\x00")
 @example(frame="bob\u2028|en".encode().ljust(HEADER_BYTES, b" ") + b"\x00\x00")
 @example(frame=b"alice|en".ljust(HEADER_BYTES, b"\x00") + b"\x00\x00")
+@example(frame="\u00a0|en".encode().ljust(HEADER_BYTES, b"\x00") + b"\x00\x00")
 def test_any_frame_parses_to_a_sound_message_or_a_protocol_error(frame: bytes) -> None:
     try:
         message = parse_client_message(frame)
@@ -95,7 +96,7 @@ def test_a_well_formed_frame_is_accepted_exactly_when_its_id_is(
     frame = raw.ljust(HEADER_BYTES, b"\x00") + body
     expected_id = participant.lstrip("\x00 ")  # leading NUL or space is padding, as on the wire
     id_ok = (
-        bool(expected_id)
+        bool(expected_id.strip())
         and "|" not in expected_id
         and not any(unicodedata.category(char) in UNPRINTABLE for char in expected_id)
     )
