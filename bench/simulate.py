@@ -10,6 +10,7 @@ its measured compute time, and chunks that arrive meanwhile join the next window
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,7 @@ def replay(
     language: str = "en",
     verbose: bool = False,
     speed: float = 1.0,
+    fixed_compute_s: float | None = None,
 ) -> Replay:
     vad = SileroVad().new_stream()
     policy = ParticipantPolicy(config)
@@ -90,7 +92,9 @@ def replay(
         spent = time.perf_counter() - started
         out.calls += 1
         out.compute_s += spent
-        busy_until = clock + spent
+        # A fixed simulated cost makes runs comparable on a busy machine (the policy's decisions
+        # depend on how long each call takes).
+        busy_until = clock + (spent if fixed_compute_s is None else fixed_compute_s)
         clock = busy_until
         if verbose:
             words = "".join(w.text for w in result.words)
@@ -105,6 +109,19 @@ def replay(
     return out
 
 
+def policy_config(overrides: list[str]) -> PolicyConfig:
+    """PolicyConfig with FIELD=VALUE overrides, each value parsed as its field's default type."""
+    defaults = PolicyConfig()
+    changes: dict[str, object] = {}
+    for item in overrides:
+        name, _, text = item.partition("=")
+        if not hasattr(defaults, name):
+            raise SystemExit(f"PolicyConfig has no field {name!r}")
+        kind = type(getattr(defaults, name))
+        changes[name] = text.lower() in ("1", "true", "yes") if kind is bool else kind(text)
+    return dataclasses.replace(defaults, **changes)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -113,10 +130,25 @@ def main() -> None:
     parser.add_argument("--reference", help="reference transcript file (default: WAV with .txt)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--speed", type=float, default=1.0, help="chunks arrive this many times faster")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a PolicyConfig field, e.g. --set phrase_finals=false (repeatable)",
+    )
+    parser.add_argument(
+        "--fixed-compute",
+        type=float,
+        help="advance the simulated clock this many seconds per call instead of the measured time",
+    )
     args = parser.parse_args()
     pcm = read_wav_pcm(args.wav)
     transcriber = Transcriber.from_settings(Settings())
-    result = replay(pcm, transcriber, PolicyConfig(), verbose=args.verbose, speed=args.speed)
+    config = policy_config(args.set)
+    result = replay(
+        pcm, transcriber, config, verbose=args.verbose, speed=args.speed, fixed_compute_s=args.fixed_compute
+    )
     reference_path = args.reference or args.wav.removesuffix(".wav") + ".txt"
     reference = Path(reference_path).read_text(encoding="utf-8")
     offline = "".join(w.text for w in transcriber.transcribe(pcm, "en").words)

@@ -31,6 +31,7 @@ from service.contracts import WordTiming
 OVERLAP_TOLERANCE_S = 0.3
 COMMITTED_TAIL_WORDS = 4
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
+PHRASE_END = (",", ";", ":", "，", "、")
 _NOT_WORD = re.compile(r"[^\w']+")
 
 
@@ -63,6 +64,17 @@ class PolicyConfig:
     """Mean word probability a phrase needs before a sentence end may cut it early."""
     max_prompt_finals: int = 2
     return_audio: bool = False
+    phrase_finals: bool = True
+    """Commit stable words at phrase boundaries (punctuation or a pause) without waiting for a
+    sentence end. The window keeps their audio as context until a sentence end or `max_window_s`
+    trims it: cutting the audio mid-sentence cost more accuracy than it saved compute."""
+    phrase_min_words: int = 3
+    """Fewest words in a phrase-sized final (a sentence end may close a shorter one)."""
+    phrase_pause_s: float = 0.25
+    """A gap between two stable words at least this long is a phrase boundary."""
+    phrase_max_words: int = 5
+    """With this many stable words and no boundary among them, a final is cut at their widest gap
+    anyway, so that words never wait for a sentence to end."""
 
 
 @dataclass(frozen=True)
@@ -169,7 +181,9 @@ class ParticipantPolicy:
         self._utterance: _Utterance | None = None
         self._last_interim = ""
         self._last_ts_ms = 0
-        self._finals: deque[str] = deque(maxlen=max(config.max_prompt_finals, 1))
+        self._finals: deque[tuple[str, int]] = deque(maxlen=max(config.max_prompt_finals, 1) + 8)
+        """Recent finals and the sample their audio ends at: only those whose audio has left the
+        window go into the prompt (Whisper would otherwise skip the words it hears again)."""
         self._ending = False
 
     # ---- input -------------------------------------------------------------------------------
@@ -253,14 +267,19 @@ class ParticipantPolicy:
             start=self._window_start,
             end=end,
             final=final,
-            prompt=" ".join(list(self._finals)[-self.config.max_prompt_finals :])
-            if self.config.max_prompt_finals
-            else "",
+            prompt=self._prompt(),
             pcm=self._slice(self._window_start, end),
         )
         self._in_flight = plan
         self._planned_until = plan.end
         return plan
+
+    def _prompt(self) -> str:
+        if not self.config.max_prompt_finals:
+            return ""
+        limit = self._window_start + self._samples(self.config.overlap_s)
+        before_window = [text for text, end in self._finals if end <= limit]
+        return " ".join(before_window[-self.config.max_prompt_finals :])
 
     def abandon(self, plan: WindowPlan) -> None:
         """The window could not be transcribed: keep its audio, a later window covers it again."""
@@ -281,9 +300,11 @@ class ParticipantPolicy:
         cut = self._choose_cut(words, stable, plan)
         out: list[Transcript] = []
         if cut is not None:
-            index, cut_sample = cut
-            out += self._commit(words[: index + 1], until_sample=cut_sample)
+            index, cut_sample, trim = cut
+            out += self._commit(words[: index + 1], until_sample=cut_sample, trim=trim)
             words = words[index + 1 :]
+        elif (plan.end - plan.start) / self._rate >= self.config.max_window_s:
+            self._trim_committed()
         self._hypothesis = words
         interim = self._interim(words)
         if interim is not None:
@@ -346,8 +367,23 @@ class ParticipantPolicy:
             words = words[1:]
         return words
 
-    def _choose_cut(self, words: list[Word], stable: int, plan: WindowPlan) -> tuple[int, int] | None:
-        """Where to end a final inside the hypothesis: (index of its last word, cut sample)."""
+    def _phrase_ends(self, words: list[Word], candidates: range) -> list[int]:
+        """Stable words after which a phrase may end: punctuation or a pause, and enough words."""
+        config = self.config
+        return [
+            i
+            for i in candidates
+            if i + 1 >= config.phrase_min_words
+            and (
+                words[i].text.rstrip().endswith(PHRASE_END)
+                or words[i + 1].start - words[i].end >= config.phrase_pause_s
+            )
+            and mean_probability(words[: i + 1]) >= config.min_probability
+        ]
+
+    def _choose_cut(self, words: list[Word], stable: int, plan: WindowPlan) -> tuple[int, int, bool] | None:
+        """Where to end a final inside the hypothesis: (index of its last word, cut sample, whether
+        the window's audio is trimmed there)."""
         window_s = (plan.end - plan.start) / self._rate
         # Only cut before a word we have already heard the start of: the next word bounds the cut.
         candidates = range(min(stable, len(words) - 1))
@@ -357,7 +393,23 @@ class ParticipantPolicy:
             if words[i].text.rstrip().endswith(SENTENCE_END)
             and mean_probability(words[: i + 1]) >= self.config.min_probability
         ]
-        index: int | None = sentence_ends[-1] if sentence_ends else None
+        phrase_ends = self._phrase_ends(words, candidates) if self.config.phrase_finals else []
+        if self.config.phrase_finals and not phrase_ends and len(candidates) >= self.config.phrase_max_words:
+            confident = [
+                i
+                for i in range(
+                    self.config.phrase_min_words - 1, min(len(candidates), self.config.phrase_max_words)
+                )
+                if mean_probability(words[: i + 1]) >= self.config.min_probability
+            ]
+            if confident:
+                phrase_ends = [max(confident, key=lambda i: words[i + 1].start - words[i].end)]
+        index: int | None = None
+        trim = True
+        if sentence_ends and (not phrase_ends or sentence_ends[-1] >= phrase_ends[-1]):
+            index = sentence_ends[-1]
+        elif phrase_ends:
+            index, trim = phrase_ends[-1], window_s >= self.config.max_window_s
         if index is None and window_s >= self.config.max_window_s and len(candidates):
             index = max(candidates, key=lambda i: words[i + 1].start - words[i].end)
         if index is None and window_s >= self.config.hard_window_s and len(words) > 1:
@@ -370,9 +422,14 @@ class ParticipantPolicy:
                 self._drop_until(self._committed_until)
             return None
         gap_middle = (words[index].end + max(words[index + 1].start, words[index].end)) / 2
-        return index, round(gap_middle * self._rate)
+        return index, round(gap_middle * self._rate), trim
 
-    def _commit(self, words: list[Word], until_sample: int) -> list[Transcript]:
+    def _trim_committed(self) -> None:
+        """Let go of committed audio the window still holds as context (it has grown too long)."""
+        if self._committed_until > self._window_start:
+            self._drop_until(self._committed_until - self._samples(self.config.overlap_s))
+
+    def _commit(self, words: list[Word], until_sample: int, trim: bool = True) -> list[Transcript]:
         out = []
         pieces = split_sentences(words)
         # Audio of consecutive finals is back to back: each starts where the previous one ended
@@ -395,14 +452,15 @@ class ParticipantPolicy:
                     piece[-1].end,
                 )
             )
-            self._finals.append(text)
+            self._finals.append((text, bounds[n + 1]))
             self._utterance = None
         self._last_interim = ""
         if words:
             tail = self._committed_tail + [normalize_word(word.text) for word in words]
             self._committed_tail = tail[-COMMITTED_TAIL_WORDS:]
         self._committed_until = max(self._committed_until, until_sample)
-        self._drop_until(until_sample - self._samples(self.config.overlap_s))
+        if trim:
+            self._trim_committed()
         return out
 
     def _samples(self, seconds: float) -> int:

@@ -401,6 +401,59 @@ def test_mean_probability_decides_not_the_sentence_end_word_alone() -> None:
     assert all(t.kind == "interim" for t in during)
 
 
+# ---- phrase-sized finals -------------------------------------------------------------------------
+
+
+def test_a_long_unpunctuated_sentence_becomes_final_phrase_by_phrase_while_it_is_spoken() -> None:
+    text = "we choose to go to the moon in this decade and do the other things not because they are easy"
+    words = say(text, start=0.5)
+    config = PolicyConfig()
+    session = Session(words=words, config=config)
+
+    during = session.play(until_s=words[-1].end)
+
+    early = [t.text for t in during if t.kind == "final"]
+    assert len(early) >= 2
+    assert all(config.phrase_min_words <= len(f.split()) <= config.phrase_max_words for f in early)
+    # Committing did not cut the audio: every window still starts at the sentence's lead-in.
+    assert {plan.start for plan in session.plans} == {session.plans[0].start}
+
+    session.play(until_s=words[-1].end + 2.0)
+
+    assert " ".join(t.text for t in session.finals) == text
+
+
+def test_a_comma_or_a_pause_ends_a_phrase() -> None:
+    # "And so," is too short to be a phrase; "my fellow Americans," ends one; a pause after "what".
+    words = say("And so, my fellow Americans, ask not what", start=0.5)
+    words += say("your country can do for you", start=words[-1].end + 0.35)
+    session = Session(words=words)
+
+    session.play(until_s=words[-1].end)
+
+    assert session.early_finals >= 2
+    assert [t.text for t in session.finals][:2] == ["And so, my fellow Americans,", "ask not what"]
+
+
+def test_low_confidence_words_are_not_cut_into_phrases() -> None:
+    words = say("we choose to go to the moon in this decade and do the other things", 0.5, probability=0.4)
+    session = Session(words=words)
+
+    during = session.play(until_s=words[-1].end)
+
+    assert all(t.kind == "interim" for t in during)
+
+
+def test_the_prompt_never_repeats_words_whose_audio_is_still_in_the_window() -> None:
+    words = say("we choose to go to the moon in this decade and do the other things", start=0.5)
+    session = Session(words=words)
+
+    session.play(until_s=words[-1].end)
+
+    assert session.early_finals >= 1
+    assert {plan.prompt for plan in session.plans} == {""}
+
+
 # ---- long windows -------------------------------------------------------------------------------
 
 
@@ -410,7 +463,8 @@ def test_past_max_window_a_final_is_cut_at_the_widest_gap_among_stable_words() -
     words += [Spoken(" they", 9.25, 9.5), Spoken(" are", 9.95, 10.2), Spoken(" hard", 10.3, 10.6)]
     decade, and_ = words[9], words[10]
     assert and_.start - decade.end == pytest.approx(0.4)  # the widest gap among words heard twice
-    session = Session(words=words)
+    # Phrase finals off: this is the rule that bounds windows when nothing else cuts them.
+    session = Session(words=words, config=PolicyConfig(phrase_finals=False))
 
     during = session.play(until_s=10.24)  # still talking; "they … are" (0.45 s) is heard only once
 
@@ -729,16 +783,18 @@ def test_return_audio_gives_each_final_the_pcm_of_its_span() -> None:
 
     session.play(until_s=words[-1].end + 2.0)
 
-    first, second = session.finals
-    assert first.pcm is not None and second.pcm is not None
+    finals = session.finals
+    assert len(finals) >= 2 and all(final.pcm for final in finals)
     # The first final's audio starts a lead-in before the first frame the VAD heard as speech.
     first_frame = next(frame for frame in range(10_000) if session.vad(frame)) * FRAME
-    first_start = first_frame - samples(PolicyConfig().speech_pad_s)
-    assert starts_at(first.pcm, first_start)
-    first_end = first_start + len(first.pcm) // SAMPLE_WIDTH_BYTES
-    assert samples(words[4].end) <= first_end <= samples(words[5].start)  # "Americans." | "Ask"
-    assert starts_at(second.pcm, first_end)  # back to back: no sample twice, none lost
-    assert first_end + len(second.pcm) // SAMPLE_WIDTH_BYTES >= samples(words[-1].end)
+    start = first_frame - samples(PolicyConfig().speech_pad_s)
+    for final in finals:
+        assert final.pcm is not None
+        assert starts_at(final.pcm, start)  # back to back: no sample twice, none lost
+        end = start + len(final.pcm) // SAMPLE_WIDTH_BYTES
+        assert samples(final.end_s) <= end  # each final's audio holds all of its words
+        start = end
+    assert start >= samples(words[-1].end)
     assert all(t.pcm is None for t in session.interims)
 
 
