@@ -14,6 +14,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.scoring import error_rate
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
@@ -112,7 +113,7 @@ def replay(
 def policy_config(overrides: list[str]) -> PolicyConfig:
     """PolicyConfig with FIELD=VALUE overrides, each value parsed as its field's default type."""
     defaults = PolicyConfig()
-    changes: dict[str, object] = {}
+    changes: dict[str, Any] = {}
     for item in overrides:
         name, _, text = item.partition("=")
         if not hasattr(defaults, name):
