@@ -7,15 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from ingress.demo import mount_demo
-from ingress.dispatch import Dispatcher
+from ingress.dispatch import Dispatcher, connect_redis
 from ingress.keys import KeyStore
 from ingress.metrics import Metrics
 from ingress.routes import router
 from ingress.services import Services
+from ingress.shutdown import drain, run_before_sigterm
 from ingress.vad import SileroVad
 from service.settings import Settings, load_settings
 from tasks.celery_app import create_celery_app
@@ -30,19 +30,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = KeyStore.from_settings(settings)
-        redis_client = aioredis.Redis.from_url(settings.broker_url)
+        redis_client = connect_redis(settings.broker_url)
         dispatcher = Dispatcher(redis_client, create_celery_app(settings), metrics)
         vad = await asyncio.to_thread(SileroVad)
         await dispatcher.start()
-        app.state.services = Services(
+        services = Services(
             settings=settings, dispatcher=dispatcher, vad=vad, keys=keys, redis=redis_client, metrics=metrics
         )
+        app.state.services = services
+        restore_sigterm = run_before_sigterm(lambda: drain(services))
         if settings.bypass_authorization:
             logger.warning("BYPASS_AUTHORIZATION is on: anyone who can reach this server can use it")
         logger.info("ingress %s ready", dispatcher.ingress_id)
         try:
             yield
         finally:
+            restore_sigterm()
             await dispatcher.stop()
             await redis_client.aclose()
             if keys is not None:

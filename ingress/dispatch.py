@@ -4,6 +4,13 @@ The window's PCM goes into a Redis key (binary, with a TTL) and the task carries
 Workers append results to this ingress process's reply stream; one reader task per process
 routes each result to the participant awaiting it. Nothing here blocks the event loop: Redis is
 `redis.asyncio`, and Celery's blocking publish runs in a thread.
+
+While it waits, the dispatcher watches its window (every `WATCH_EVERY_S`): a worker claims each
+window it starts (`names.claim_key`), so a window whose worker's heartbeat has expired (the whole
+worker died: a lost node, SIGKILL, OOM) is sent again, under the same request id, instead of after
+the broker's visibility timeout (`tasks/celery_app.py`); a window whose audio Redis no longer holds
+(Redis restarted, or failed over) can never be answered, and fails instead of waiting for the
+transcription timeout (the participant's audio is kept and sent again).
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from celery import Celery
+from kombu.exceptions import OperationalError as BrokerError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -28,6 +38,23 @@ logger = logging.getLogger(__name__)
 READ_BLOCK_MS = 1000
 READ_BATCH = 100
 RECONNECT_DELAY_S = 0.5
+"""The reply reader's first pause after Redis failed; it doubles up to `MAX_RECONNECT_DELAY_S`."""
+MAX_RECONNECT_DELAY_S = 2.0
+WATCH_EVERY_S = 2.0
+"""How often a window in flight is checked: its audio still in Redis, its worker still alive."""
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, BrokerError)
+"""Redis (or the Celery publish to it) did not answer, retries included (`connect_redis`)."""
+
+
+def connect_redis(url: str) -> aioredis.Redis:
+    """A pooled client. After Redis restarts, each pooled connection is dead: a command that meets
+    one retries on a fresh connection (3 times within a second), instead of failing once per
+    connection; a Redis that stays down still fails fast."""
+    return aioredis.Redis.from_url(
+        url,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
 
 
 class TranscriptionError(Exception):
@@ -48,6 +75,7 @@ class Dispatcher:
         self._metrics = metrics
         self._pending: dict[str, asyncio.Future[WindowResult]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._cleanups: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_replies(), name="reply-reader")
@@ -58,6 +86,7 @@ class Dispatcher:
             await asyncio.gather(self._reader, return_exceptions=True)
         for future in self._pending.values():
             future.cancel()
+        await asyncio.gather(*self._cleanups, return_exceptions=True)
         try:
             await self._redis.delete(self.reply_stream)
         except (RedisConnectionError, RedisTimeoutError):
@@ -85,42 +114,90 @@ class Dispatcher:
         self._metrics.windows_dispatched.labels(kind="final" if final else "interim").inc()
         started = time.monotonic()
         try:
-            await self._redis.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
-            await asyncio.to_thread(self._send_task, request.model_dump())
-            result = await asyncio.wait_for(future, timeout_s)
+            async with asyncio.timeout(timeout_s):
+                await self._redis.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
+                await asyncio.to_thread(self._send_task, request)
+                result = await self._await_result(request, future)
         except TimeoutError:
             raise TranscriptionError("timeout", f"no worker answered within {timeout_s:.0f} s") from None
-        except (RedisConnectionError, RedisTimeoutError, OSError) as error:
+        except UNREACHABLE as error:
             raise TranscriptionError("broker_unavailable", f"cannot reach Redis: {error}") from None
         finally:
             self._pending.pop(request_id, None)
+            # Whatever happened: a copy of the task still queued, or redelivered later, finds no
+            # audio and costs a worker nothing.
+            self._forget_audio(request.audio_key)
         self._metrics.window_round_trip.observe(time.monotonic() - started)
-        await self._forget_audio(request.audio_key)
         if result.error_code:
             raise TranscriptionError(result.error_code, result.error_message or result.error_code)
         self._metrics.model_compute.observe(result.compute_s)
         return result
 
-    def _send_task(self, payload: dict[str, Any]) -> None:
-        self._celery.send_task(names.TRANSCRIBE_TASK, args=[payload], queue=names.TRANSCRIBE_QUEUE)
+    def _send_task(self, request: WindowRequest) -> None:
+        self._celery.send_task(
+            names.TRANSCRIBE_TASK, args=[request.model_dump()], queue=names.TRANSCRIBE_QUEUE
+        )
 
-    async def _forget_audio(self, key: str) -> None:
-        try:
-            await self._redis.delete(key)
-        except (RedisConnectionError, RedisTimeoutError):
-            logger.debug("could not delete %s; it expires by itself", key)
+    async def _await_result(
+        self, request: WindowRequest, future: asyncio.Future[WindowResult]
+    ) -> WindowResult:
+        """The window's result; meanwhile, re-send it if its worker died, give up if Redis lost it."""
+        while True:
+            done, _ = await asyncio.wait({future}, timeout=WATCH_EVERY_S)
+            if done:
+                return future.result()
+            claim = names.claim_key(request.request_id)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.exists(request.audio_key)
+                pipe.get(claim)
+                audio_kept, worker = await pipe.execute()
+            if future.done():
+                continue  # answered while we looked
+            if not audio_kept:
+                raise TranscriptionError(
+                    "window_lost", "Redis lost this window before a worker answered (was it restarted?)"
+                )
+            if worker is None or await self._redis.exists(names.worker_heartbeat_key(worker.decode())):
+                continue  # still queued, or its worker is alive
+            logger.warning(
+                "window %s: worker %s stopped beating while transcribing it; sending it again",
+                request.request_id,
+                worker.decode(errors="replace"),
+            )
+            await self._redis.delete(claim)
+            await asyncio.to_thread(self._send_task, request)
+
+    def _forget_audio(self, key: str) -> None:
+        """Delete a window's audio in the background: nobody waits for it, and it expires anyway."""
+
+        async def forget() -> None:
+            try:
+                await self._redis.delete(key)
+            except (RedisConnectionError, RedisTimeoutError):
+                logger.debug("could not delete %s; it expires by itself", key)
+
+        task = asyncio.create_task(forget())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
 
     async def _read_replies(self) -> None:
         last_id = "0-0"
+        delay_s = RECONNECT_DELAY_S
         while True:
             try:
                 batches = await self._redis.xread(
                     {self.reply_stream: last_id}, block=READ_BLOCK_MS, count=READ_BATCH
                 )
             except (RedisConnectionError, RedisTimeoutError) as error:
-                logger.warning("reply stream %s: %s; reconnecting", self.reply_stream, error)
-                await asyncio.sleep(RECONNECT_DELAY_S)
+                logger.warning(
+                    "reply stream %s: %s; reconnecting in %.1f s", self.reply_stream, error, delay_s
+                )
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, MAX_RECONNECT_DELAY_S)
                 continue
+            if delay_s > RECONNECT_DELAY_S:
+                logger.info("reply stream %s: reading again", self.reply_stream)
+                delay_s = RECONNECT_DELAY_S
             replies = cast(list[Any], batches or [])  # RESP2: [[stream, [(id, fields), ...]], ...]
             for _stream, entries in replies:
                 for entry_id, fields in entries:

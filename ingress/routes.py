@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket
 from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 from starlette import status
+from starlette.types import Message
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from ingress.auth import AccessRefused, check_access
@@ -31,6 +34,14 @@ END_OF_MEETING_TIMEOUT_S = 120.0
 """How long the end-of-meeting flush may take before the socket is closed regardless."""
 READY_TIMEOUT_S = 2.0
 """A readiness probe answers within this even when Redis hangs (a probe that hangs is no answer)."""
+SHUTTING_DOWN = "server is shutting down; reconnect to go on"
+
+
+class NoFrame(enum.Enum):
+    IDLE = "idle"
+    """No message for WS_IDLE_TIMEOUT_S."""
+    STOPPING = "stopping"
+    """The server is shutting down (SIGTERM)."""
 
 
 @router.get("/healthz")
@@ -93,6 +104,9 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
     outbox = Outbox(websocket, meeting_id, services.metrics)
+    if services.stopping.is_set():
+        await _refuse(websocket, outbox, status.WS_1001_GOING_AWAY, SHUTTING_DOWN)
+        return
     try:
         await check_access(
             services.settings, services.keys, meeting_id, websocket.headers, websocket.query_params
@@ -120,7 +134,7 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
     )
     logger.info("meeting %s: connected", meeting_id)
     try:
-        await _serve(websocket, session, outbox, meeting_id, services.settings.ws_idle_timeout_s)
+        await _serve(websocket, session, outbox, meeting_id, services)
     except Exception:
         # The one catch-all of the socket: log with the meeting id, tell the client, close 1011.
         logger.exception("meeting %s: failed", meeting_id)
@@ -142,53 +156,85 @@ async def _refuse(websocket: WebSocket, outbox: Outbox, code: int, reason: str) 
 
 
 async def _serve(
-    websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str, idle_timeout_s: float
+    websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str, services: Services
 ) -> None:
-    while True:
-        try:
-            async with asyncio.timeout(idle_timeout_s):
-                frame = await websocket.receive()
-        except TimeoutError:
-            await _close_idle(websocket, session, outbox, meeting_id, idle_timeout_s)
-            return
-        if frame["type"] == "websocket.disconnect":
-            # The code says why (1009: the websocket layer refused a frame over WS_MAX_SIZE_BYTES); the
-            # reason may be the peer's own text, hence %r.
-            logger.info(
-                "meeting %s: socket closed (%s %r)", meeting_id, frame.get("code"), frame.get("reason")
-            )
-            return
-        data = frame.get("bytes")
-        if data is None:
-            await outbox.send_error(
-                status.WS_1003_UNSUPPORTED_DATA,
-                "text frames are not accepted: send binary audio messages (SPEC §2)",
-            )
-            continue
-        try:
-            message = parse_client_message(data)
-        except ProtocolError as error:
-            logger.info("meeting %s: rejected a message: %s", meeting_id, error.message)
-            await outbox.send_error(error.close_code, error.message, error.participant_id)
-            continue
-        if isinstance(message, EndOfMeeting):
-            logger.info("meeting %s: end of meeting, flushing %d", meeting_id, session.participant_count)
-            await session.finish(END_OF_MEETING_TIMEOUT_S)
-            await websocket.close(status.WS_1000_NORMAL_CLOSURE)
-            return
-        await session.add_audio(message)
+    settings = services.settings
+    stopping = asyncio.ensure_future(services.stopping.wait())
+    try:
+        while True:
+            frame = await _next_frame(websocket, stopping, settings.ws_idle_timeout_s)
+            if frame is NoFrame.IDLE:
+                logger.info(
+                    "meeting %s: idle for %.0f s, flushing %d",
+                    meeting_id,
+                    settings.ws_idle_timeout_s,
+                    session.participant_count,
+                )
+                reason = f"no message for {settings.ws_idle_timeout_s:g} s (WS_IDLE_TIMEOUT_S); closing"
+                await _go_away(websocket, session, outbox, reason, END_OF_MEETING_TIMEOUT_S)
+                return
+            if frame is NoFrame.STOPPING:
+                logger.info("meeting %s: shutting down, flushing %d", meeting_id, session.participant_count)
+                await _go_away(websocket, session, outbox, SHUTTING_DOWN, settings.shutdown_flush_timeout_s)
+                return
+            if not await _handle(websocket, session, outbox, meeting_id, frame):
+                return
+    finally:
+        stopping.cancel()
 
 
-async def _close_idle(
-    websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str, idle_timeout_s: float
+async def _next_frame(
+    websocket: WebSocket, stopping: asyncio.Future[Any], idle_timeout_s: float
+) -> Message | NoFrame:
+    """The client's next frame, unless the server starts shutting down or `idle_timeout_s` passes first."""
+    receiving = asyncio.ensure_future(websocket.receive())
+    either: set[asyncio.Future[Any]] = {receiving, stopping}
+    try:
+        await asyncio.wait(either, timeout=idle_timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        receiving.cancel()  # nothing when it is done; a frame not yet taken stays queued
+    if receiving.done() and not receiving.cancelled():
+        return receiving.result()
+    return NoFrame.STOPPING if stopping.done() else NoFrame.IDLE
+
+
+async def _handle(
+    websocket: WebSocket, session: MeetingSession, outbox: Outbox, meeting_id: str, frame: Message
+) -> bool:
+    """Act on one frame; False once the socket is done with."""
+    if frame["type"] == "websocket.disconnect":
+        # The code says why (1009: the websocket layer refused a frame over WS_MAX_SIZE_BYTES); the
+        # reason may be the peer's own text, hence %r.
+        logger.info("meeting %s: socket closed (%s %r)", meeting_id, frame.get("code"), frame.get("reason"))
+        return False
+    data = frame.get("bytes")
+    if data is None:
+        await outbox.send_error(
+            status.WS_1003_UNSUPPORTED_DATA,
+            "text frames are not accepted: send binary audio messages (SPEC §2)",
+        )
+        return True
+    try:
+        message = parse_client_message(data)
+    except ProtocolError as error:
+        logger.info("meeting %s: rejected a message: %s", meeting_id, error.message)
+        await outbox.send_error(error.close_code, error.message, error.participant_id)
+        return True
+    if isinstance(message, EndOfMeeting):
+        logger.info("meeting %s: end of meeting, flushing %d", meeting_id, session.participant_count)
+        await session.finish(END_OF_MEETING_TIMEOUT_S)
+        await websocket.close(status.WS_1000_NORMAL_CLOSURE)
+        return False
+    await session.add_audio(message)
+    return True
+
+
+async def _go_away(
+    websocket: WebSocket, session: MeetingSession, outbox: Outbox, reason: str, flush_timeout_s: float
 ) -> None:
-    """No message for `idle_timeout_s`: pending speech goes out as finals (as at the end marker),
-    then the client hears why, and the socket closes with 1001 (going away: the client may reconnect)."""
-    logger.info(
-        "meeting %s: idle for %.0f s, flushing %d", meeting_id, idle_timeout_s, session.participant_count
-    )
-    await session.finish(END_OF_MEETING_TIMEOUT_S)
-    reason = f"no message for {idle_timeout_s:g} s (WS_IDLE_TIMEOUT_S); closing"
+    """Pending speech goes out as finals (as at the end marker), then the client hears why, and the
+    socket closes with 1001 (going away: the client may reconnect, here or to another replica)."""
+    await session.finish(flush_timeout_s)
     await outbox.send_error(status.WS_1001_GOING_AWAY, reason)
     if outbox.open:
         await websocket.close(status.WS_1001_GOING_AWAY, fit_close_reason(reason))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
@@ -24,3 +25,5 @@ class Services:
     """The process's pooled async client (the dispatcher's), for readiness checks."""
     metrics: Metrics
     open_connections: int = 0
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set on SIGTERM: every meeting flushes its pending speech and closes with 1001; no new ones."""

@@ -25,7 +25,10 @@ from service.settings import Settings
 logger = logging.getLogger(__name__)
 
 RETRY_DELAY_S = 1.0
-"""After a failed window, wait this long before trying the (still kept) audio again."""
+"""After a failed window, wait this long before trying the (still kept) audio again; the wait
+doubles with each failure in a row, up to `MAX_RETRY_DELAY_S`, so an outage (Redis down, every
+worker gone) costs each participant a few error messages, not one a second."""
+MAX_RETRY_DELAY_S = 4.0
 COMPLAINT_INTERVAL_S = 5.0
 """A participant hears about refused audio at most this often, not once per message."""
 DROP_STEP_S = 10.0
@@ -144,6 +147,7 @@ class Participant:
     async def _drive(self) -> None:
         """Plan a window, await its result, apply it; sleep until new audio or the flush deadline."""
         policy = self._policy
+        retry_delay_s = RETRY_DELAY_S
         while True:
             self._wake.clear()
             plan = policy.next_window(now_ms())
@@ -171,8 +175,10 @@ class Participant:
                     policy.discard_pending()
                 await self._report(error)
                 if not (refused or policy.ended):
-                    await asyncio.sleep(RETRY_DELAY_S)
+                    await asyncio.sleep(retry_delay_s)
+                    retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
                 continue
+            retry_delay_s = RETRY_DELAY_S
             for transcript in policy.apply(plan, result.words):
                 await self._send(transcript)
 
@@ -256,13 +262,18 @@ class MeetingSession:
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
-        if pending:
+        unfinished = [
+            participant for participant in self._participants.values() if participant.task in pending
+        ]
+        for participant in unfinished:
             logger.warning(
-                "meeting %s: %d participant(s) still pending after %.0f s at the end of the meeting",
+                "meeting %s participant %s: closing with speech still pending after %g s; it is lost",
                 self._context.meeting_id,
-                len(pending),
+                participant.id,
                 timeout_s,
             )
+            reason = f"closing: speech not yet transcribed after {timeout_s:g} s is lost"
+            await self._context.send_error(status.WS_1011_INTERNAL_ERROR, reason, participant.id)
 
     async def close(self) -> None:
         """The socket is gone: stop every participant's work."""

@@ -85,6 +85,7 @@ class LocalStack:
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
         self.redis_url = settings.broker_url
+        self._redis_port: int | None = None
         self._stop_requested = False
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -105,9 +106,7 @@ class LocalStack:
     def start(self) -> None:
         self._check_port_free()
         if not self.settings.redis_configured:
-            self._redis = EmbeddedRedis()
-            self.redis_url = self._redis.url
-            logger.info("started embedded Redis at %s", self.redis_url)
+            self.start_redis()
         self.start_worker("worker")
         self.wait_for_workers(1)
         self._spawn("ingress")
@@ -119,6 +118,19 @@ class LocalStack:
         for log in self._logs:
             log.close()
         self._logs.clear()
+        if self._redis is not None:
+            self._redis.stop()
+            self._redis = None
+
+    def start_redis(self) -> None:
+        """Start the embedded Redis server; again on the same port after `stop_redis`, empty."""
+        self._redis = EmbeddedRedis(port=self._redis_port)
+        self._redis_port = self._redis.port
+        self.redis_url = self._redis.url
+        logger.info("started embedded Redis at %s", self.redis_url)
+
+    def stop_redis(self) -> None:
+        """Stop the embedded Redis server, and with it everything it held (a fault, for the tests)."""
         if self._redis is not None:
             self._redis.stop()
             self._redis = None

@@ -15,6 +15,11 @@ def audio_key(request_id: str) -> str:
     return f"{PREFIX}:audio:{request_id}"
 
 
+def claim_key(request_id: str) -> str:
+    """Which worker process is transcribing a window right now (its heartbeat id); gone once answered."""
+    return f"{PREFIX}:claims:{request_id}"
+
+
 def reply_stream(ingress_id: str) -> str:
     """Results for one ingress process; its id is random, so replicas never read each other's."""
     return f"{PREFIX}:replies:{ingress_id}"

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
     """How long a participant waits for one window's result before reporting an error."""
     ws_idle_timeout_s: float = Field(default=120.0, ge=1.0)
     """A socket with no message at all for this long is flushed and closed (1001 and a reason)."""
+    shutdown_flush_timeout_s: float = Field(default=8.0, ge=0.0, le=600.0)
+    """On SIGTERM, how long meetings get to receive their pending speech as finals before every
+    socket closes with 1001; keep it under the orchestrator's grace period (docker stop: 10 s)."""
 
     # --- limits per participant -----------------------------------------------------------------
     whisper_max_participants_per_meeting: int = Field(default=50, ge=1)

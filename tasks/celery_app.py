@@ -9,7 +9,10 @@ from service import names
 from service.settings import Settings
 
 VISIBILITY_TIMEOUT_S = 300
-"""An unacknowledged task (its worker died) is redelivered after this long."""
+"""With the Redis transport, a task whose worker died before acknowledging it (late acks) comes back
+only after this long. It must outlast the longest window on the slowest worker, or a live worker's
+window would run twice, so it stays long: a backstop. Prompt recovery is the ingress's: it re-sends
+a window whose worker stopped heart-beating (`ingress/dispatch.py`)."""
 
 
 def create_celery_app(settings: Settings) -> Celery:

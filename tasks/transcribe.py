@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 class WorkerResources:
     transcriber: Transcriber
     redis: redis.Redis
+    worker_id: str
+    """This process's name in its heartbeat key and in the claims on the windows it transcribes."""
 
 
 class _ProcessResources:
@@ -42,18 +44,19 @@ class _ProcessResources:
             self._resources = WorkerResources(
                 transcriber=Transcriber.from_settings(self._settings),
                 redis=redis.Redis.from_url(self._settings.broker_url),
+                worker_id=f"{socket.gethostname()}:{self._pid}",
             )
         return self._resources
 
 
-def start_heartbeat(client: redis.Redis) -> threading.Thread:
-    """Advertise this process (its model is loaded) to the ingress's readiness check."""
-    key = names.worker_heartbeat_key(f"{socket.gethostname()}:{os.getpid()}")
+def start_heartbeat(client: redis.Redis, worker_id: str) -> threading.Thread:
+    """Advertise this process (its model is loaded) to the ingress: its readiness check, and its
+    watch over windows in flight (a window claimed by a process whose heartbeat is gone is sent again)."""
 
     def beat() -> None:
         while True:
             try:
-                client.set(key, "ready", ex=names.WORKER_HEARTBEAT_TTL_S)
+                announce(client, worker_id)
             except redis.RedisError as error:
                 logger.warning("worker heartbeat: %s", error)
             time.sleep(names.WORKER_HEARTBEAT_EVERY_S)
@@ -63,8 +66,25 @@ def start_heartbeat(client: redis.Redis) -> threading.Thread:
     return thread
 
 
+def announce(client: redis.Redis, worker_id: str) -> None:
+    """One heartbeat (`client` may be a pipeline)."""
+    client.set(names.worker_heartbeat_key(worker_id), "ready", ex=names.WORKER_HEARTBEAT_TTL_S)
+
+
+def claim(client: redis.Redis, request_id: str, worker_id: str) -> None:
+    """Tell the waiting ingress which process works on the window, so it notices if that one dies.
+
+    The heartbeat is renewed with the claim: after Redis restarts, the heartbeat thread writes it
+    again only at its next beat, and a claim naming a process with no heartbeat gets re-sent."""
+    with client.pipeline(transaction=False) as pipe:
+        pipe.set(names.claim_key(request_id), worker_id, ex=names.AUDIO_TTL_S)
+        announce(pipe, worker_id)
+        pipe.execute()
+
+
 def publish_result(client: redis.Redis, reply_to: str, result: WindowResult) -> None:
     with client.pipeline(transaction=False) as pipe:
+        pipe.delete(names.claim_key(result.request_id))
         pipe.xadd(
             reply_to,
             {"result": result.model_dump_json()},
@@ -101,13 +121,15 @@ def register_tasks(app: Celery, settings: Settings) -> None:
 
     @signals.worker_process_init.connect(weak=False)
     def _load_model(**_: Any) -> None:
-        start_heartbeat(resources.get().redis)
+        worker = resources.get()
+        start_heartbeat(worker.redis, worker.worker_id)
 
     @app.task(name=names.TRANSCRIBE_TASK)
     def transcribe_window(payload: dict[str, Any]) -> None:
         request = WindowRequest.model_validate(payload)
         worker = resources.get()
         try:
+            claim(worker.redis, request.request_id, worker.worker_id)
             result = transcribe_request(worker, request)
         except Exception as error:
             # The one catch-all of the task: tell the waiting participant, then let Celery see it.
