@@ -138,7 +138,7 @@ def transcribe_offline(
     transcripts: dict[OfflineKey, OfflineTranscript] = {}
     for item in items:
         for track in item.tracks:
-            result = transcriber.transcribe(
+            result = transcriber.transcribe_recording(
                 read_wav_pcm(str(track.audio)), language_of(item, default_language)
             )
             words = [TimedWord(word.text, word.start, word.end) for word in result.words]

@@ -152,7 +152,7 @@ def main() -> None:
     )
     reference_path = args.reference or args.wav.removesuffix(".wav") + ".txt"
     reference = Path(reference_path).read_text(encoding="utf-8")
-    offline = "".join(w.text for w in transcriber.transcribe(pcm, "en").words)
+    offline = "".join(w.text for w in transcriber.transcribe_recording(pcm, "en").words)
     streamed_wer, offline_wer = error_rate(reference, result.text()), error_rate(reference, offline)
     print(f"streamed WER {streamed_wer:.3f}  offline WER {offline_wer:.3f}")
     latencies = sorted(result.final_word_latencies())

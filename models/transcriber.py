@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -108,7 +109,16 @@ class Transcriber:
             )
 
     def transcribe(self, pcm: bytes, language: str, prompt: str = "") -> Transcription:
-        """Words of one window with times in seconds from its start; made-up segments dropped."""
+        """Words of one streaming window (at most 30 s) with times in seconds from its start, in one
+        encoder pass; made-up segments dropped."""
+        return self._transcribe(pcm, language, prompt, whole_recording=False)
+
+    def transcribe_recording(self, pcm: bytes, language: str) -> Transcription:
+        """Words of a whole recording of any length, as an offline transcription does it (the
+        benchmarks' offline limit): every 30 s segment, timestamps deciding where the next begins."""
+        return self._transcribe(pcm, language, "", whole_recording=True)
+
+    def _transcribe(self, pcm: bytes, language: str, prompt: str, whole_recording: bool) -> Transcription:
         self.check_language(language)
         started = time.perf_counter()
         audio = pcm_to_float32(pcm)
@@ -120,10 +130,17 @@ class Transcriber:
             word_timestamps=True,
             initial_prompt=prompt or None,
             condition_on_previous_text=False,
+            # A window is one segment without timestamp tokens. With them, faster-whisper ends its
+            # pass at the last complete segment and encodes the window again (padded to 30 s) to
+            # decode the tail alone, which doubled the compute and mostly made things up.
+            without_timestamps=not whole_recording,
             vad_filter=False,
             # A loop would otherwise run to Whisper's 448-token limit at every fallback temperature.
             max_new_tokens=token_budget(len(audio) / SAMPLE_RATE),
         )
+        if not whole_recording:
+            # Asked for more, the generator would encode the audio after the last word once more.
+            segments = itertools.islice(segments, 1)
         words: list[WordTiming] = []
         for segment in segments:
             segment_words = segment.words or []

@@ -364,7 +364,7 @@ def test_sigterm_flushes_every_participant_then_closes_1001(
             m.payload for m in result.messages if m.arrived_at > stopped_at and m.participant == participant
         ]
         assert any(p is not None and p["type"] == "final" for p in flushed), "nothing flushed at SIGTERM"
-        said = "".join(word.text for word in offline.transcribe(pcm, "en").words)
+        said = "".join(word.text for word in offline.transcribe_recording(pcm, "en").words)
         assert_close_to(result.transcript(participant), said)
 
 

@@ -76,7 +76,7 @@ def test_long_form_is_within_1_3x_of_offline(service: Service, wav: Any, referen
     # The offline limit: the same model on the whole file at once (after the stream, not during
     # it: on 2 cores the two would compete and stall the client's sends).
     offline_text = "".join(
-        word.text for word in Transcriber.from_settings(Settings()).transcribe(pcm, "en").words
+        word.text for word in Transcriber.from_settings(Settings()).transcribe_recording(pcm, "en").words
     )
     save_artifact(name, {"streamed": result.transcript("reader"), "offline": offline_text})
 
