@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from ingress.demo import mount_demo
 from ingress.dispatch import Dispatcher, connect_redis
 from ingress.keys import KeyStore
+from ingress.load import LoadGauge
 from ingress.metrics import Metrics
 from ingress.routes import router
 from ingress.services import Services
@@ -31,7 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = KeyStore.from_settings(settings)
         redis_client = connect_redis(settings.broker_url)
-        dispatcher = Dispatcher(redis_client, create_celery_app(settings), metrics)
+        load = LoadGauge(limit_s=settings.saturation_round_trip_s)
+        dispatcher = Dispatcher(redis_client, create_celery_app(settings), metrics, load)
         vad = await asyncio.to_thread(SileroVad)
         await dispatcher.start()
         services = Services(

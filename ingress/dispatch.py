@@ -29,6 +29,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ingress.load import LoadGauge
 from ingress.metrics import Metrics
 from service import names
 from service.contracts import WindowRequest, WindowResult
@@ -67,7 +68,13 @@ class TranscriptionError(Exception):
 class Dispatcher:
     """One per ingress process; its random id keeps its replies apart from other replicas'."""
 
-    def __init__(self, redis_client: aioredis.Redis, celery_app: Celery, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        redis_client: aioredis.Redis,
+        celery_app: Celery,
+        metrics: Metrics,
+        load: LoadGauge | None = None,
+    ) -> None:
         self.ingress_id = uuid.uuid4().hex
         self.reply_stream = names.reply_stream(self.ingress_id)
         self._redis = redis_client
@@ -76,6 +83,8 @@ class Dispatcher:
         self._pending: dict[str, asyncio.Future[WindowResult]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
+        self.load = load or LoadGauge(limit_s=0.0)
+        """Round trips of this process's windows: whether the worker pool keeps up."""
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_replies(), name="reply-reader")
@@ -113,17 +122,20 @@ class Dispatcher:
         self._pending[request_id] = future
         self._metrics.windows_dispatched.labels(kind="final" if final else "interim").inc()
         started = time.monotonic()
+        self.load.sent(request_id, started)
         try:
             async with asyncio.timeout(timeout_s):
                 await self._redis.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
                 await asyncio.to_thread(self._send_task, request)
                 result = await self._await_result(request, future)
+                self.load.answered(request_id, time.monotonic())
         except TimeoutError:
             raise TranscriptionError("timeout", f"no worker answered within {timeout_s:.0f} s") from None
         except UNREACHABLE as error:
             raise TranscriptionError("broker_unavailable", f"cannot reach Redis: {error}") from None
         finally:
             self._pending.pop(request_id, None)
+            self.load.dropped(request_id)  # a no-op once answered
             # Whatever happened: a copy of the task still queued, or redelivered later, finds no
             # audio and costs a worker nothing.
             self._forget_audio(request.audio_key)

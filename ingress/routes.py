@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket
@@ -117,6 +118,12 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         return
     if services.open_connections >= services.settings.whisper_max_connections:
         reason = "server is at its connection limit (WHISPER_MAX_CONNECTIONS); try again later"
+        await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
+        return
+    if services.dispatcher.load.saturated(time.monotonic()):
+        load = services.dispatcher.load.describe(time.monotonic())
+        reason = f"the transcription workers are saturated ({load}); try again later"
+        logger.warning("meeting %s: connection refused: %s", meeting_id, reason)
         await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
         return
     services.open_connections += 1

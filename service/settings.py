@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     whisper_max_connections: int = Field(default=100, ge=1)
+    saturation_round_trip_s: float = Field(default=4.0, ge=0.0)
+    """New connections are refused (1013) while this ingress's windows take a median of more than
+    this from dispatch to result (the worker pool is saturated); 0 turns the check off."""
     ws_max_size_bytes: int = Field(default=1_000_000, ge=61)
     transcription_timeout_s: float = Field(default=60.0, gt=0)
     """How long a participant waits for one window's result before reporting an error."""

@@ -504,3 +504,32 @@ def test_windows_no_worker_answers_get_an_error_and_the_meeting_still_ends(
     timeouts = error_like(result, 1011, "no worker answered within 2 s")
     assert timeouts and len(timeouts) == len(result.errors())
     assert not result.of_type("interim") and not result.of_type("final")
+
+
+def test_a_saturated_pool_refuses_new_connections_with_1013_and_recovers(
+    service: Service, replicas: Any, wav: Any
+) -> None:
+    """Windows nobody answers look like a pool that cannot keep up: while two wait longer than
+    SATURATION_ROUND_TRIP_S, a newcomer is refused (1013 and why); the meeting already there is not
+    cut off, and once its windows are given up the ingress accepts meetings again."""
+    stranded = service.stack.redis_url.rsplit("/", 1)[0] + "/6"  # no worker serves this database
+    env = {"REDIS_URL": stranded, "SATURATION_ROUND_TRIP_S": "1", "TRANSCRIPTION_TIMEOUT_S": "4"}
+    busy = replicas("ingress-saturated", env)
+    talkers = merged(audio_frames("jfk", wav(JFK)[:160_000]), audio_frames("other", wav(JFK)[160_000:]))
+
+    async def scenario() -> tuple[MeetingResult, MeetingResult, MeetingResult]:
+        first = asyncio.create_task(open_and_converse(service.url("saturating", busy.base), talkers))
+        await asyncio.sleep(3.5)  # both participants' windows have waited > 1 s by now
+        refused = await open_and_converse(service.url("newcomer", busy.base), [])
+        served = await first
+        later = await open_and_converse(service.url("after", busy.base), [])
+        return served, refused, later
+
+    served, refused, later = asyncio.run(asyncio.wait_for(scenario(), STREAM_TIMEOUT_S))
+
+    print_errors(refused)
+    assert refused.close_code == 1013, (refused.close_code, refused.close_reason)
+    assert error_like(refused, 1013, "transcription workers are saturated")
+    assert not error_like(served, 1013, ""), served.errors()  # the meeting already there goes on
+    assert served.closed_normally, (served.close_code, served.close_reason)
+    assert later.closed_normally and not later.errors(), later.errors()
