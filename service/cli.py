@@ -63,6 +63,7 @@ def run_all(settings: Settings) -> None:
     try:
         with stack:
             logger.info("Streaming Whisper is ready: %s", stack.meeting_url("MEETING_ID"))
+            logger.info("browser demo: %s/demo/", stack.base_http_url)
             stack.wait()
     except StopRequested:
         logger.info("stopped")
