@@ -23,13 +23,16 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from typing import Literal
 
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
 
 OVERLAP_TOLERANCE_S = 0.3
-COMMITTED_TAIL_WORDS = 4
+COMMITTED_TAIL_WORDS = 8
+SIMILAR_WORD = 0.6
+"""difflib ratio above which a word re-heard at the cut is taken for the committed one."""
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 PHRASE_END = (",", ";", ":", "，", "、")
 _NOT_WORD = re.compile(r"[^\w']+")
@@ -350,21 +353,37 @@ class ParticipantPolicy:
         return max(probs) >= self.config.speech_threshold
 
     def _without_overlap(self, words: list[Word], committed_s: float) -> list[Word]:
-        """Drop the committed words the window re-heard in its overlap.
+        """Drop the committed words the window hears again (its overlap, and the context a phrase
+        final leaves in the window).
 
         Word times drift by a few tenths of a second between calls, so time alone cannot say
-        whether a word at the cut was committed: leading words near the cut that repeat the end
-        of the committed text are dropped, and so is anything that ends before the cut."""
-        near_cut = 0
-        while near_cut < len(words) and words[near_cut].start < committed_s + OVERLAP_TOLERANCE_S:
-            near_cut += 1
-        for count in range(min(near_cut, len(self._committed_tail)), 0, -1):
-            heard = [normalize_word(word.text) for word in words[:count]]
-            if heard == self._committed_tail[-count:]:
-                words = words[count:]
+        whether a word at the cut was committed: the last run of the hypothesis, at or before the
+        cut, that repeats the end of the committed text marks where new words begin; and a word
+        centred before the cut is never new."""
+        tail = self._committed_tail
+        heard = [normalize_word(word.text) for word in words]
+        aligned = False
+        for count in range(min(len(tail), len(words)), 0, -1):
+            ends = [
+                end
+                for end in range(count, len(words) + 1)
+                if words[end - 1].start < committed_s + OVERLAP_TOLERANCE_S
+                and heard[end - count : end] == tail[-count:]
+            ]
+            if ends:
+                words, aligned = words[ends[-1] :], True
                 break
+
         while words and words[0].end <= committed_s:
             words = words[1:]
+        if (
+            not aligned
+            and words
+            and tail
+            and words[0].end < committed_s + OVERLAP_TOLERANCE_S / 2
+            and SequenceMatcher(None, normalize_word(words[0].text), tail[-1]).ratio() >= SIMILAR_WORD
+        ):
+            words = words[1:]  # the last committed word heard differently ("renew", then "review")
         return words
 
     def _phrase_ends(self, words: list[Word], candidates: range) -> list[int]:

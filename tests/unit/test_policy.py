@@ -358,6 +358,59 @@ def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
     assert [(t.kind, t.text) for t in out] == [("final", "And so my friends."), ("interim", "Ask not")]
 
 
+def after_a_final_at(cut_words: list[tuple[str, float, float]]) -> tuple[ParticipantPolicy, Session]:
+    """A policy that has just committed `cut_words` as a final (seen twice, then one more word)."""
+    session = Session(speech=[(0.0, 10.0)])
+    policy = session.policy
+    heard = [*cut_words, (" Ask", 1.6, 1.9), (" not", 2.0, 2.3)]
+    for until_s in (2.4, 3.5):
+        session.feed(until_s)
+        plan = policy.next_window(session.now_ms)
+        assert plan is not None
+        out = policy.apply(plan, timings(plan, *heard))
+    assert [t.text for t in out if t.kind == "final"] == ["And so my friends."]
+    session.feed(4.6)
+    return policy, session
+
+
+@pytest.mark.parametrize(
+    ("case", "rehears", "interim"),
+    [
+        ("the last word again", [(" friends.", 1.0, 1.4)], "Ask not what"),
+        ("the last word heard differently", [(" friend", 1.1, 1.58)], "Ask not what"),
+        ("nothing again, the next word's start pulled early", [], "Ask not what"),
+    ],
+)
+def test_words_heard_again_after_a_final_are_dropped_and_new_ones_kept(
+    case: str, rehears: list[tuple[str, float, float]], interim: str
+) -> None:
+    policy, session = after_a_final_at(
+        [(" And", 0.1, 0.3), (" so", 0.4, 0.6), (" my", 0.7, 0.9), (" friends.", 1.0, 1.4)]
+    )
+    plan = policy.next_window(session.now_ms)
+    assert plan is not None
+    ask_start = 1.6 if rehears else plan.start / SAMPLE_RATE  # Whisper gives a window's first word its start
+
+    out = policy.apply(
+        plan, timings(plan, *rehears, (" Ask", ask_start, 1.9), (" not", 2.0, 2.3), (" what", 2.4, 2.6))
+    )
+
+    assert [t.text for t in out] == [interim], case
+
+
+def test_a_new_word_that_sounds_like_the_last_final_word_is_kept() -> None:
+    """ "... product release." then "Please ...": alike on paper, but heard after the cut."""
+    policy, session = after_a_final_at(
+        [(" And", 0.1, 0.3), (" so", 0.4, 0.6), (" my", 0.7, 0.9), (" friends.", 1.0, 1.4)]
+    )
+    plan = policy.next_window(session.now_ms)
+    assert plan is not None
+
+    out = policy.apply(plan, timings(plan, (" friendly", 1.55, 1.9), (" not", 2.0, 2.3)))
+
+    assert [t.text for t in out] == ["friendly not"]
+
+
 def test_agreement_ignores_case_and_punctuation() -> None:
     session = Session(speech=[(0.0, 10.0)])
     policy = session.policy
