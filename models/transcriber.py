@@ -6,12 +6,15 @@ import itertools
 import logging
 import math
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from models.catalogue import resolve_model_folder
-from models.hallucinations import SegmentStats, is_hallucination, loop_start
+from models.hallucinations import LOW_LOGPROB, NO_SPEECH_PROB, SegmentStats, is_hallucination, loop_start
 from service.audio import SAMPLE_RATE, pcm_to_float32
 from service.contracts import WordTiming
 from service.languages import ENGLISH
@@ -51,6 +54,36 @@ def encoder_frames(seconds: float) -> int:
     return int(padded * FRAMES_PER_SECOND)
 
 
+MAX_FRAMES = int(SEGMENT_S * FRAMES_PER_SECOND)
+PREPEND_PUNCTUATION = "\"'“¿([{-"
+APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
+"""Punctuation joined to the next or previous word (faster-whisper's defaults, given to both paths)."""
+SENTENCE_END = ".。!！?？"
+
+
+def batch_frames(seconds: Sequence[float]) -> int:
+    """Mel frames every window of a batch is padded to: the most any of them needs on its own."""
+    return max(encoder_frames(duration) for duration in seconds)
+
+
+def prompt_groups(prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Which windows of a batch can share one decoder call (indices, in batch order).
+
+    CTranslate2 decodes a batch only when <|startoftranscript|> is at the same place in every
+    prompt, so a call takes the windows whose prompts (previous text + task tokens) are equally long."""
+    groups: dict[int, list[int]] = {}
+    for index, prompt in enumerate(prompts):
+        groups.setdefault(len(prompt), []).append(index)
+    return list(groups.values())
+
+
+def decoded_token_cap(prompt_length: int, max_length: int) -> int:
+    """The most tokens CTranslate2 (4.x) generates after a prompt this long for this `max_length`:
+    it counts the prompt but the last start token, and never decodes more than half of `max_length`
+    (so a window with no previous text gets about half its token budget)."""
+    return min(max_length // 2, max_length - prompt_length + 1)
+
+
 class UnsupportedLanguageError(ValueError):
     pass
 
@@ -59,6 +92,16 @@ class UnsupportedLanguageError(ValueError):
 class Transcription:
     words: list[WordTiming]
     compute_s: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """One streaming window: PCM s16le mono 16 kHz (its first 30 s are heard), its language, and
+    the text of the participant's last finals to prompt the decoder."""
+
+    pcm: bytes
+    language: str
+    prompt: str = ""
 
 
 def pick_device(requested: Device) -> str:
@@ -163,36 +206,230 @@ class Transcriber:
             vad_filter=False,
             # A loop would otherwise run to Whisper's 448-token limit at every fallback temperature.
             max_new_tokens=token_budget(len(audio) / SAMPLE_RATE),
+            no_speech_threshold=NO_SPEECH_PROB,
+            log_prob_threshold=LOW_LOGPROB,
+            prepend_punctuations=PREPEND_PUNCTUATION,
+            append_punctuations=APPEND_PUNCTUATION,
         )
         if not whole_recording:
             # Asked for more, the generator would encode the audio after the last word once more.
             segments = itertools.islice(segments, 1)
             self._encoder_frames = encoder_frames(len(audio) / SAMPLE_RATE)
-        words: list[WordTiming] = []
         try:
             decoded = list(segments)
         finally:
             self._encoder_frames = None
-        for segment in decoded:
-            segment_words = segment.words or []
-            stats = SegmentStats(
-                text=segment.text,
-                no_speech_prob=segment.no_speech_prob,
-                avg_logprob=segment.avg_logprob,
-                compression_ratio=segment.compression_ratio,
-                mean_word_probability=(
-                    sum(w.probability for w in segment_words) / len(segment_words) if segment_words else 0.0
-                ),
+        heard = [
+            (
+                segment.text,
+                segment.no_speech_prob,
+                segment.avg_logprob,
+                segment.compression_ratio,
+                [
+                    WordTiming(text=w.word, start=w.start, end=w.end, probability=w.probability)
+                    for w in segment.words or []
+                ],
             )
-            if is_hallucination(stats):
-                logger.debug("dropped a segment that looks made up: %r", segment.text)
-                continue
-            words += [
-                WordTiming(text=w.word, start=w.start, end=w.end, probability=w.probability)
-                for w in segment_words
-            ]
-        loop = loop_start([word.text for word in words])
-        if loop is not None:
-            logger.debug("cut a decoding loop after %r", "".join(w.text for w in words[:loop]))
-            words = words[:loop]
-        return Transcription(words=words, compute_s=time.perf_counter() - started)
+            for segment in decoded
+        ]
+        return Transcription(words=_kept_words(heard), compute_s=time.perf_counter() - started)
+
+    def transcribe_batch(self, windows: Sequence[Window]) -> list[Transcription]:
+        """What `transcribe` gives for each window, for several windows at once: one encoder pass
+        (each window padded to the longest one's `encoder_frames`), one decoder call per group of
+        equally long prompts (`prompt_groups`), one alignment pass for the word times; per language
+        when windows differ in it. Each window's `compute_s` is an equal share of the batch's time.
+
+        Raises UnsupportedLanguageError before any work when a window's language cannot be served."""
+        for window in windows:
+            self.check_language(window.language)
+        started = time.perf_counter()
+        words: list[list[WordTiming]] = [[] for _ in windows]
+        by_language: dict[str, list[int]] = {}
+        for index, window in enumerate(windows):
+            by_language.setdefault(window.language, []).append(index)
+        for language, indices in by_language.items():
+            for index, heard in zip(
+                indices, self._transcribe_together([windows[i] for i in indices], language), strict=True
+            ):
+                words[index] = heard
+        share = (time.perf_counter() - started) / max(len(windows), 1)
+        return [Transcription(words=heard, compute_s=share) for heard in words]
+
+    def _transcribe_together(self, windows: Sequence[Window], language: str) -> list[list[WordTiming]]:
+        """The batch path for windows of one language (the alignment pass takes one start sequence)."""
+        import ctranslate2
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
+
+        model = self._model
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+        )
+        audios = [pcm_to_float32(window.pcm) for window in windows]
+        # As faster-whisper cuts a window's first segment: the mel frames of its audio, at most 30 s.
+        mels = [model.feature_extractor(audio)[:, :-1][:, :MAX_FRAMES] for audio in audios]
+        heard: list[list[WordTiming]] = [[] for _ in windows]
+        live = [index for index, mel in enumerate(mels) if mel.shape[-1] > 0]
+        if not live:
+            return heard
+        seconds = [len(audios[index]) / SAMPLE_RATE for index in live]
+        frames = [mels[index].shape[-1] for index in live]
+        features = np.zeros((len(live), mels[live[0]].shape[0], batch_frames(seconds)), dtype=np.float32)
+        for row, index in enumerate(live):
+            features[row, :, : frames[row]] = mels[index]
+        prompts = [self._prompt(tokenizer, windows[index].prompt) for index in live]
+        budgets = [
+            len(prompt) + token_budget(duration) for prompt, duration in zip(prompts, seconds, strict=True)
+        ]
+        suppress = list(get_suppressed_tokens(tokenizer, [-1]))
+        groups = prompt_groups(prompts)
+        encoder_output = model.model.encode(
+            ctranslate2.StorageView.from_array(features),
+            # Each decoder call takes some rows of the encoder output, sliced in host memory.
+            to_cpu=len(groups) > 1 or (model.model.device == "cuda" and len(model.model.device_index) > 1),
+        )
+        results: list[Any] = [None] * len(live)
+        for group in groups:
+            rows = encoder_output if len(groups) == 1 else _rows(encoder_output, group)
+            group_budget = max(budgets[row] for row in group)
+            outputs = self._generate(rows, [prompts[row] for row in group], group_budget, suppress)
+            for row, output in zip(group, outputs, strict=True):
+                if budgets[row] < group_budget and len(output.sequences_ids[0]) >= decoded_token_cap(
+                    len(prompts[row]), budgets[row]
+                ):
+                    # Alone, this window would have stopped at its own budget (a loop, mostly):
+                    # decoded again, score included, it gets what it would have got alone.
+                    mel = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[row : row + 1]))
+                    output = self._generate(mel, [prompts[row]], budgets[row], suppress)[0]
+                results[row] = output
+        text_tokens = [
+            [token for token in result.sequences_ids[0] if token < tokenizer.eot] for result in results
+        ]
+        alignments = model.find_alignment(tokenizer, text_tokens, encoder_output, frames)
+        for row, index in enumerate(live):
+            result = results[row]
+            text = tokenizer.decode(text_tokens[row])
+            length = len(result.sequences_ids[0])
+            avg_logprob = result.scores[0] * length / (length + 1)
+            if (result.no_speech_prob > NO_SPEECH_PROB and avg_logprob <= LOW_LOGPROB) or not text.strip():
+                continue  # what faster-whisper skips: silence, or nothing said
+            segment = (
+                text,
+                result.no_speech_prob,
+                avg_logprob,
+                get_compression_ratio(text.strip()),
+                timed_words(alignments[row], frames[row] / FRAMES_PER_SECOND),
+            )
+            heard[index] = _kept_words([segment])
+        return heard
+
+    def _prompt(self, tokenizer: Any, text: str) -> list[int]:
+        """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt`."""
+        previous = tokenizer.encode(" " + text.strip()) if text else []
+        return list(self._model.get_prompt(tokenizer, previous, without_timestamps=True))
+
+    def _generate(
+        self, features: Any, prompts: list[list[int]], max_length: int, suppress: list[int]
+    ) -> list[Any]:
+        """One decoder call with the options faster-whisper gives a window at temperature 0."""
+        return list(
+            self._model.model.generate(
+                features,
+                prompts,
+                beam_size=self._beam_size,
+                patience=1,
+                length_penalty=1,
+                repetition_penalty=1,
+                no_repeat_ngram_size=0,
+                max_length=max_length,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=suppress,
+            )
+        )
+
+
+Heard = tuple[str, float, float, float, list[WordTiming]]
+"""One decoded segment: its text, no-speech probability, mean log probability, compression ratio
+and timed words."""
+
+
+def _kept_words(segments: Iterable[Heard]) -> list[WordTiming]:
+    """The words of the segments that do not look made up, a decoding loop cut off (both paths)."""
+    words: list[WordTiming] = []
+    for text, no_speech_prob, avg_logprob, compression_ratio, segment_words in segments:
+        stats = SegmentStats(
+            text=text,
+            no_speech_prob=no_speech_prob,
+            avg_logprob=avg_logprob,
+            compression_ratio=compression_ratio,
+            mean_word_probability=(
+                sum(w.probability for w in segment_words) / len(segment_words) if segment_words else 0.0
+            ),
+        )
+        if is_hallucination(stats):
+            logger.debug("dropped a segment that looks made up: %r", text)
+            continue
+        words += segment_words
+    loop = loop_start([word.text for word in words])
+    if loop is not None:
+        logger.debug("cut a decoding loop after %r", "".join(w.text for w in words[:loop]))
+        words = words[:loop]
+    return words
+
+
+def _rows(encoder_output: Any, rows: list[int]) -> Any:
+    """Some rows of an encoder output held in host memory, as a StorageView of their own."""
+    import ctranslate2
+
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoder_output)[rows]))
+
+
+def timed_words(alignment: list[dict[str, Any]], duration_s: float) -> list[WordTiming]:
+    """Words with times from a window's alignment, by faster-whisper's rules for a segment that
+    starts its window (`WhisperModel.add_word_timestamps`, no speech before it): words at sentence
+    ends and a first word after silence held to twice the median word length, punctuation joined
+    to its word, the last word kept within half a second past the segment's end."""
+    from faster_whisper.transcribe import merge_punctuations
+
+    lengths = [word["end"] - word["start"] for word in alignment]
+    spoken = [length for length in lengths if length != 0]
+    median = min(0.7, float(np.median(spoken))) if spoken else 0.0
+    longest = median * 2
+    if spoken:
+        for index in range(1, len(alignment)):
+            word, before = alignment[index], alignment[index - 1]
+            if word["end"] - word["start"] > longest:
+                if word["word"] in SENTENCE_END:
+                    word["end"] = word["start"] + longest
+                elif before["word"] in SENTENCE_END:
+                    word["start"] = word["end"] - longest
+    merge_punctuations(alignment, PREPEND_PUNCTUATION, APPEND_PUNCTUATION)
+    times = [
+        {
+            "word": w["word"],
+            "start": round(w["start"], 2),
+            "end": round(w["end"], 2),
+            "probability": w["probability"],
+        }
+        for w in alignment
+        if w["word"]
+    ]
+    if times:
+        first, last = times[0], times[-1]
+        second = times[1] if len(times) > 1 else None
+        if first["end"] > median * 4 and (
+            first["end"] - first["start"] > longest
+            or (second is not None and second["end"] - first["start"] > longest * 2)
+        ):
+            if second is not None and second["end"] - second["start"] > longest:
+                first["end"] = second["start"] = max(second["end"] / 2, second["end"] - longest)
+            first["start"] = max(0, first["end"] - longest)
+        if duration_s > last["start"] and duration_s + 0.5 < last["end"]:
+            last["end"] = max(last["start"] + median, duration_s)
+    return [
+        WordTiming(text=t["word"], start=t["start"], end=t["end"], probability=t["probability"])
+        for t in times
+    ]

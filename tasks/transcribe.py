@@ -1,5 +1,9 @@
 """`transcribe_window`: fetch a window's audio from Redis, run the model, append the result to the
-ingress's reply stream. The model is built once per worker process, never at import."""
+ingress's reply stream. The model is built once per worker process, never at import.
+
+Each task also takes the windows waiting beside it in the queue, up to WHISPER_BATCH_SIZE in all
+(`tasks/inbox.py`), and runs them through the model together; each window is claimed, answered and
+fails on its own."""
 
 from __future__ import annotations
 
@@ -14,10 +18,11 @@ from typing import Any
 import redis
 from celery import Celery, signals
 
-from models.transcriber import Transcriber, UnsupportedLanguageError
+from models.transcriber import Transcriber, Transcription, UnsupportedLanguageError, Window
 from service import names
 from service.contracts import WindowRequest, WindowResult
 from service.settings import Settings
+from tasks.inbox import Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -28,12 +33,14 @@ class WorkerResources:
     redis: redis.Redis
     worker_id: str
     """This process's name in its heartbeat key and in the claims on the windows it transcribes."""
+    inbox: Inbox
 
 
 class _ProcessResources:
     """Built on first use in each worker process (prefork children build it at start-up)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self._app = app
         self._settings = settings
         self._resources: WorkerResources | None = None
         self._pid = 0
@@ -45,6 +52,7 @@ class _ProcessResources:
                 transcriber=Transcriber.from_settings(self._settings),
                 redis=redis.Redis.from_url(self._settings.broker_url),
                 worker_id=f"{socket.gethostname()}:{self._pid}",
+                inbox=Inbox(self._app),
             )
         return self._resources
 
@@ -71,53 +79,99 @@ def announce(client: redis.Redis, worker_id: str) -> None:
     client.set(names.worker_heartbeat_key(worker_id), "ready", ex=names.WORKER_HEARTBEAT_TTL_S)
 
 
-def claim(client: redis.Redis, request_id: str, worker_id: str) -> None:
-    """Tell the waiting ingress which process works on the window, so it notices if that one dies.
+def claim(client: redis.Redis, request_ids: list[str], worker_id: str) -> None:
+    """Tell the waiting ingresses which process works on the windows, so they notice if it dies.
 
-    The heartbeat is renewed with the claim: after Redis restarts, the heartbeat thread writes it
+    The heartbeat is renewed with the claims: after Redis restarts, the heartbeat thread writes it
     again only at its next beat, and a claim naming a process with no heartbeat gets re-sent."""
     with client.pipeline(transaction=False) as pipe:
-        pipe.set(names.claim_key(request_id), worker_id, ex=names.AUDIO_TTL_S)
+        for request_id in request_ids:
+            pipe.set(names.claim_key(request_id), worker_id, ex=names.AUDIO_TTL_S)
         announce(pipe, worker_id)
         pipe.execute()
 
 
-def publish_result(client: redis.Redis, reply_to: str, result: WindowResult) -> None:
+def publish_results(client: redis.Redis, answers: list[tuple[WindowRequest, WindowResult]]) -> None:
+    """Each result to its own ingress's reply stream, in one round trip."""
     with client.pipeline(transaction=False) as pipe:
-        pipe.delete(names.claim_key(result.request_id))
-        pipe.xadd(
-            reply_to,
-            {"result": result.model_dump_json()},
-            maxlen=names.REPLY_STREAM_MAXLEN,
-            approximate=True,
-        )
-        pipe.expire(reply_to, names.REPLY_STREAM_TTL_S)
-        pipe.incrbyfloat(names.COMPUTE_SECONDS, result.compute_s)
-        pipe.incr(names.WINDOWS_TRANSCRIBED)
+        for request, result in answers:
+            pipe.delete(names.claim_key(result.request_id))
+            pipe.xadd(
+                request.reply_to,
+                {"result": result.model_dump_json()},
+                maxlen=names.REPLY_STREAM_MAXLEN,
+                approximate=True,
+            )
+            pipe.expire(request.reply_to, names.REPLY_STREAM_TTL_S)
+            pipe.incrbyfloat(names.COMPUTE_SECONDS, result.compute_s)
+            pipe.incr(names.WINDOWS_TRANSCRIBED)
         pipe.execute()
 
 
-def transcribe_request(resources: WorkerResources, request: WindowRequest) -> WindowResult:
-    pcm = resources.redis.get(request.audio_key)
-    if not isinstance(pcm, bytes):
-        return WindowResult(
-            request_id=request.request_id,
-            error_code="audio_expired",
-            error_message="the window's audio expired before a worker picked it up",
-        )
+@dataclass(frozen=True)
+class Answer:
+    result: WindowResult
+    error: Exception | None = None
+    """What made the window fail, when something unexpected did (logged; its task re-raises it)."""
+
+
+def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest]) -> list[Answer]:
+    """Results of windows transcribed together, in order; one bad window fails alone."""
+    pcms = resources.redis.mget([request.audio_key for request in requests])
+    answers: dict[int, Answer] = {}
+    ready: list[tuple[int, Window]] = []
+    for index, (request, pcm) in enumerate(zip(requests, pcms, strict=True)):
+        if not isinstance(pcm, bytes):
+            expired = "the window's audio expired before a worker picked it up"
+            answers[index] = Answer(failure(request, "audio_expired", expired))
+            continue
+        try:
+            resources.transcriber.check_language(request.language)
+        except UnsupportedLanguageError as error:
+            answers[index] = Answer(failure(request, "unsupported_language", str(error)))
+            continue
+        ready.append((index, Window(pcm=pcm, language=request.language, prompt=request.prompt)))
+    outcomes = transcribe_windows(resources.transcriber, [window for _, window in ready])
+    for (index, _), outcome in zip(ready, outcomes, strict=True):
+        request = requests[index]
+        if isinstance(outcome, Transcription):
+            answers[index] = Answer(
+                WindowResult(request_id=request.request_id, words=outcome.words, compute_s=outcome.compute_s)
+            )
+        else:
+            # A window that failed unexpectedly (`transcribe_windows` is its one catch-all): logged,
+            # told to its participant; the task re-raises it when the window is its own.
+            logger.error("window %s failed", request.request_id, exc_info=outcome)
+            message = f"{type(outcome).__name__}: {outcome}"
+            answers[index] = Answer(failure(request, "transcription_failed", message), outcome)
+    return [answers[index] for index in range(len(requests))]
+
+
+def transcribe_windows(transcriber: Transcriber, windows: list[Window]) -> list[Transcription | Exception]:
+    """The windows in one batch; if the batch fails, each on its own, so only a bad one fails."""
+    if not windows:
+        return []
     try:
-        transcription = resources.transcriber.transcribe(pcm, request.language, request.prompt)
-    except UnsupportedLanguageError as error:
-        return WindowResult(
-            request_id=request.request_id, error_code="unsupported_language", error_message=str(error)
-        )
-    return WindowResult(
-        request_id=request.request_id, words=transcription.words, compute_s=transcription.compute_s
-    )
+        return list(transcriber.transcribe_batch(windows))
+    except Exception as error:
+        if len(windows) == 1:
+            return [error]
+        logger.warning("a batch of %d windows failed (%s); transcribing each alone", len(windows), error)
+    outcomes: list[Transcription | Exception] = []
+    for window in windows:
+        try:
+            outcomes.append(transcriber.transcribe_batch([window])[0])
+        except Exception as error:
+            outcomes.append(error)
+    return outcomes
+
+
+def failure(request: WindowRequest, code: str, message: str) -> WindowResult:
+    return WindowResult(request_id=request.request_id, error_code=code, error_message=message)
 
 
 def register_tasks(app: Celery, settings: Settings) -> None:
-    resources = _ProcessResources(settings)
+    resources = _ProcessResources(app, settings)
 
     @signals.worker_process_init.connect(weak=False)
     def _load_model(**_: Any) -> None:
@@ -128,20 +182,23 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     def transcribe_window(payload: dict[str, Any]) -> None:
         request = WindowRequest.model_validate(payload)
         worker = resources.get()
+        others = worker.inbox.take(settings.whisper_batch_size - 1)
+        if others:
+            logger.debug("window %s: %d waiting window(s) join its batch", request.request_id, len(others))
+        requests = [request, *(other.request for other in others)]
         try:
-            claim(worker.redis, request.request_id, worker.worker_id)
-            result = transcribe_request(worker, request)
+            claim(worker.redis, [r.request_id for r in requests], worker.worker_id)
+            answers = transcribe_requests(worker, requests)
+            publish_results(worker.redis, [(r, a.result) for r, a in zip(requests, answers, strict=True)])
         except Exception as error:
-            # The one catch-all of the task: tell the waiting participant, then let Celery see it.
-            logger.exception("window %s failed", request.request_id)
-            publish_result(
-                worker.redis,
-                request.reply_to,
-                WindowResult(
-                    request_id=request.request_id,
-                    error_code="transcription_failed",
-                    error_message=f"{type(error).__name__}: {error}",
-                ),
+            # Redis failed under the batch: tell every waiting participant, then let Celery see it.
+            logger.exception("windows %s failed", ", ".join(r.request_id for r in requests))
+            message = f"{type(error).__name__}: {error}"
+            publish_results(
+                worker.redis, [(r, failure(r, "transcription_failed", message)) for r in requests]
             )
             raise
-        publish_result(worker.redis, request.reply_to, result)
+        finally:
+            worker.inbox.acknowledge(others)
+        if answers[0].error is not None:
+            raise answers[0].error

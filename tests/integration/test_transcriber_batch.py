@@ -1,0 +1,82 @@
+"""The batch path against the single one, with the real tiny.en on corpus audio (no Redis): a batch
+of one hears exactly what `transcribe` hears; windows batched together hear the same words as
+alone when the batch pads none of them further than alone (times alike, probabilities within
+batching's rounding)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from models.transcriber import Transcriber, Window, encoder_frames
+from service.audio import BYTES_PER_SECOND
+from service.contracts import WordTiming
+from service.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+CUTS = [
+    ("jfk_ask_not", 0.0, 5.3),
+    ("synth_en_us", 3.1, 7.9),
+    ("meeting_3spk_dev.spk1", 8.0, 6.4),
+    ("synth_en_gb", 2.0, 8.6),
+]
+PROMPTS = [
+    "",
+    "And so, my fellow Americans.",
+    "",
+    "The meeting is about the budget, and the plan for next year.",
+]
+"""Two windows with no previous text, two with prompts of different lengths: three decoder calls."""
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber.from_settings(Settings())
+
+
+@pytest.fixture(scope="module")
+def windows(wav: Callable[[str], bytes]) -> list[Window]:
+    cut = [
+        wav(name)[int(start * BYTES_PER_SECOND) // 2 * 2 :][: int(length * BYTES_PER_SECOND) // 2 * 2]
+        for name, start, length in CUTS
+    ]
+    return [Window(pcm=pcm, language="en", prompt=prompt) for pcm, prompt in zip(cut, PROMPTS, strict=True)]
+
+
+@pytest.fixture(scope="module")
+def alone(transcriber: Transcriber, windows: list[Window]) -> list[list[WordTiming]]:
+    return [transcriber.transcribe(w.pcm, w.language, w.prompt).words for w in windows]
+
+
+def test_a_batch_of_one_hears_exactly_what_transcribe_hears(
+    transcriber: Transcriber, windows: list[Window], alone: list[list[WordTiming]]
+) -> None:
+    for window, words in zip(windows, alone, strict=True):
+        assert len(words) >= 5
+        assert transcriber.transcribe_batch([window])[0].words == words
+
+
+def test_windows_batched_together_hear_what_they_hear_alone(
+    transcriber: Transcriber, windows: list[Window], alone: list[list[WordTiming]]
+) -> None:
+    assert len({encoder_frames(len(w.pcm) / BYTES_PER_SECOND) for w in windows}) == 1  # nobody padded further
+    together = transcriber.transcribe_batch(windows)
+    for transcription, words in zip(together, alone, strict=True):
+        assert [w.text for w in transcription.words] == [w.text for w in words]
+        assert [(w.start, w.end) for w in transcription.words] == [(w.start, w.end) for w in words]
+        assert [w.probability for w in transcription.words] == pytest.approx(
+            [w.probability for w in words], abs=0.02
+        )
+    shares = {t.compute_s for t in together}
+    assert len(shares) == 1 and shares.pop() > 0  # one batch, its time shared
+
+
+def test_silence_in_a_batch_is_heard_as_nothing(
+    transcriber: Transcriber, windows: list[Window], wav: Callable[[str], bytes]
+) -> None:
+    silence = Window(pcm=wav("silence_20s")[: 6 * BYTES_PER_SECOND], language="en")
+    empty = Window(pcm=b"", language="en")
+    out = transcriber.transcribe_batch([windows[0], silence, empty])
+    assert out[0].words and out[1].words == [] and out[2].words == []

@@ -1,0 +1,123 @@
+"""Cross-stream batching in the real worker: windows waiting in the queue together go through the
+model in one batch, each answered on its own reply stream, each failing on its own. The windows are
+queued while the worker is frozen (SIGSTOP), so they are all waiting when it takes the first."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import psutil
+import pytest
+import redis
+
+from service import names
+from service.audio import BYTES_PER_SECOND
+from service.contracts import WindowRequest, WindowResult
+from service.settings import Settings
+from tasks.celery_app import create_celery_app
+from tests.integration.conftest import Service
+
+pytestmark = pytest.mark.integration
+
+ANSWER_TIMEOUT_S = 60.0
+
+
+@pytest.fixture(autouse=True)
+def batching_on() -> None:
+    if Settings().whisper_batch_size < 4:
+        pytest.skip("the test worker runs with WHISPER_BATCH_SIZE < 4")
+
+
+@contextlib.contextmanager
+def frozen_worker(service: Service) -> Iterator[None]:
+    """The worker (main process and pool) stopped, then resumed; idle first, so nothing is in flight."""
+    client = redis.Redis.from_url(service.stack.redis_url)
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while client.llen(names.TRANSCRIBE_QUEUE) or list(client.scan_iter(match=names.claim_key("*"))):
+        assert time.monotonic() < deadline, "the worker never became idle"
+        time.sleep(0.05)
+    parent = psutil.Process(service.stack.process("worker").pid)
+    family = [parent, *parent.children(recursive=True)]
+    for process in family:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in family:
+            process.send_signal(signal.SIGCONT)
+
+
+def send_together(service: Service, windows: list[tuple[str, bytes | None, str]]) -> dict[str, WindowResult]:
+    """Queue (language, audio or None for none kept, reply stream) windows at once; their results."""
+    client = redis.Redis.from_url(service.stack.redis_url)
+    app = create_celery_app(Settings(redis_url=service.stack.redis_url))
+    requests = []
+    for language, pcm, reply_to in windows:
+        request_id = uuid.uuid4().hex
+        request = WindowRequest(
+            request_id=request_id, audio_key=names.audio_key(request_id), reply_to=reply_to, language=language
+        )
+        if pcm is not None:
+            client.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
+        requests.append(request)
+    with frozen_worker(service):
+        for request in requests:
+            app.send_task(names.TRANSCRIBE_TASK, args=[request.model_dump()], queue=names.TRANSCRIBE_QUEUE)
+    results: dict[str, WindowResult] = {}
+    streams: dict[Any, Any] = {request.reply_to: "0-0" for request in requests}
+    deadline = time.monotonic() + ANSWER_TIMEOUT_S
+    while len(results) < len(requests):
+        assert time.monotonic() < deadline, f"answered {len(results)} of {len(requests)} windows"
+        replies = cast(list[Any], client.xread(streams, block=500) or [])  # RESP2: [[stream, entries], ...]
+        for stream, entries in replies:
+            for entry_id, fields in entries:
+                streams[stream.decode()] = entry_id
+                result = WindowResult.model_validate_json(fields[b"result"])
+                results[result.request_id] = result
+                assert any(
+                    r.request_id == result.request_id and r.reply_to == stream.decode() for r in requests
+                )
+    app.close()
+    return {request.request_id: results[request.request_id] for request in requests}
+
+
+def cut(pcm: bytes, start_s: float, length_s: float) -> bytes:
+    first = int(start_s * BYTES_PER_SECOND) // 2 * 2
+    return pcm[first : first + int(length_s * BYTES_PER_SECOND) // 2 * 2]
+
+
+def test_windows_waiting_together_share_one_batch_and_each_is_answered_on_its_own_stream(
+    service: Service, wav: Callable[[str], bytes]
+) -> None:
+    mine, theirs = f"test-batching:{uuid.uuid4().hex}", f"test-batching:{uuid.uuid4().hex}"
+    results = list(
+        send_together(
+            service,
+            [
+                ("en", cut(wav("jfk_ask_not"), 0.0, 5.0), mine),
+                ("en", cut(wav("synth_en_us"), 3.0, 6.0), theirs),
+                ("fr", cut(wav("jfk_ask_not"), 5.0, 4.0), mine),  # tiny.en cannot serve it
+                ("en", None, theirs),  # its audio is gone
+            ],
+        ).values()
+    )
+    spoken = results[:2]
+    assert all(result.error_code is None and len(result.words) >= 5 for result in spoken)
+    assert "Americans" in "".join(word.text for word in spoken[0].words)
+    assert spoken[0].compute_s == spoken[1].compute_s > 0  # one batch, its time shared
+    assert results[2].error_code == "unsupported_language" and not results[2].words
+    assert results[3].error_code == "audio_expired"
+
+
+def test_a_window_that_breaks_its_batch_fails_alone(service: Service, wav: Callable[[str], bytes]) -> None:
+    stream = f"test-batching:{uuid.uuid4().hex}"
+    healthy, broken = send_together(
+        service, [("en", cut(wav("jfk_ask_not"), 0.0, 5.0), stream), ("en", b"\x01\x02\x03", stream)]
+    ).values()
+    assert healthy.error_code is None and "Americans" in "".join(word.text for word in healthy.words)
+    assert broken.error_code == "transcription_failed" and "ValueError" in (broken.error_message or "")

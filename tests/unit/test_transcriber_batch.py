@@ -1,0 +1,86 @@
+"""How a batch of windows is put together and how word times come out of an alignment (pure
+arithmetic on plain numbers, no model)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from models.transcriber import batch_frames, decoded_token_cap, prompt_groups, timed_words
+
+pytestmark = pytest.mark.unit
+
+
+def aligned(*words: tuple[str, float, float]) -> list[dict[str, Any]]:
+    """An alignment as faster-whisper's `find_alignment` returns it, one token per word."""
+    return [
+        {"word": text, "tokens": [index], "start": start, "end": end, "probability": 0.9}
+        for index, (text, start, end) in enumerate(words)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "frames"),
+    [
+        ([5.0], 1000),
+        ([5.0, 8.9, 0.3], 1000),
+        ([5.0, 9.2], 1100),
+        ([3.0, 12.0, 7.0], 1300),
+        ([2.0, 40.0], 3000),
+    ],
+)
+def test_a_batch_is_padded_to_what_its_longest_window_needs(seconds: list[float], frames: int) -> None:
+    assert batch_frames(seconds) == frames
+
+
+def test_windows_share_a_decoder_call_only_with_prompts_of_their_length_in_batch_order() -> None:
+    prompts = [[1, 2], [3], [4, 5], [6, 7], [8, 9, 10], [11]]
+    assert prompt_groups(prompts) == [[0, 2, 3], [1, 5], [4]]
+    assert prompt_groups([[1, 2]]) == [[0]]
+
+
+@pytest.mark.parametrize(
+    ("prompt_length", "max_length", "tokens"),
+    # As measured with CTranslate2 4.8 and tiny.en: with no previous text (a 2-token prompt), half.
+    [(2, 7, 3), (2, 12, 6), (2, 60, 30), (13, 18, 6), (13, 23, 11)],
+)
+def test_the_decoder_stops_where_ctranslate2_does(prompt_length: int, max_length: int, tokens: int) -> None:
+    assert decoded_token_cap(prompt_length, max_length) == tokens
+
+
+def test_words_get_rounded_times_and_their_punctuation() -> None:
+    words = timed_words(
+        aligned(
+            (' "', 0.0, 0.0),
+            ("Hello", 0.001, 0.404),
+            (",", 0.404, 0.42),
+            (" world", 0.5, 0.9),
+            (".", 0.9, 1.0),
+        ),
+        2.0,
+    )
+    assert [(w.text, w.start, w.end) for w in words] == [(' "Hello,', 0.0, 0.4), (" world.", 0.5, 0.9)]
+    assert all(w.probability == 0.9 for w in words)
+
+
+def test_a_word_after_a_sentence_end_is_held_to_twice_the_median_word() -> None:
+    alignment = aligned((" One", 0.0, 0.3), (".", 0.3, 0.35), (" Two", 0.35, 3.0), (" three", 3.0, 3.3))
+    words = timed_words(alignment, 4.0)
+    assert [w.text for w in words] == [" One.", " Two", " three"]
+    assert [t for w in words for t in (w.start, w.end)] == pytest.approx([0.0, 0.3, 2.4, 3.0, 3.0, 3.3])
+
+
+def test_a_long_first_word_after_silence_starts_late() -> None:
+    words = timed_words(aligned((" Well", 0.0, 3.0), (" yes", 3.0, 3.3), (" sure", 3.3, 3.6)), 4.0)
+    assert [t for w in words for t in (w.start, w.end)] == pytest.approx([2.4, 3.0, 3.0, 3.3, 3.3, 3.6])
+
+
+def test_the_last_word_ends_with_the_audio_when_it_runs_on_past_it() -> None:
+    words = timed_words(aligned((" so", 0.2, 0.5), (" far", 0.5, 0.8), (" away", 2.8, 4.0)), 3.0)
+    assert (words[-1].start, words[-1].end) == pytest.approx((2.8, 3.1))  # a median word at least
+    assert timed_words(aligned((" so", 0.2, 0.5), (" far", 0.5, 3.4)), 3.0)[-1].end == 3.4  # within 0.5 s
+
+
+def test_no_alignment_no_words() -> None:
+    assert timed_words([], 5.0) == []
