@@ -84,6 +84,17 @@ def decoded_token_cap(prompt_length: int, max_length: int) -> int:
     return min(max_length // 2, max_length - prompt_length + 1)
 
 
+WHISPER_MAX_LENGTH = 448
+"""Tokens Whisper's decoder holds, prompt included."""
+
+
+def decoder_max_length(prompt_length: int, budget: int) -> int:
+    """The `max_length` that lets CTranslate2 decode `budget` tokens after a prompt this long (see
+    `decoded_token_cap`): prompt + budget alone would halve the budget of a window with no
+    previous text, and cut its last words."""
+    return min(WHISPER_MAX_LENGTH, max(2 * budget, budget + prompt_length - 1))
+
+
 class UnsupportedLanguageError(ValueError):
     pass
 
@@ -205,7 +216,7 @@ class Transcriber:
             without_timestamps=not whole_recording,
             vad_filter=False,
             # A loop would otherwise run to Whisper's 448-token limit at every fallback temperature.
-            max_new_tokens=token_budget(len(audio) / SAMPLE_RATE),
+            max_new_tokens=self._max_new_tokens(language, prompt, len(audio) / SAMPLE_RATE, whole_recording),
             no_speech_threshold=NO_SPEECH_PROB,
             log_prob_threshold=LOW_LOGPROB,
             prepend_punctuations=PREPEND_PUNCTUATION,
@@ -280,7 +291,8 @@ class Transcriber:
             features[row, :, : frames[row]] = mels[index]
         prompts = [self._prompt(tokenizer, windows[index].prompt) for index in live]
         budgets = [
-            len(prompt) + token_budget(duration) for prompt, duration in zip(prompts, seconds, strict=True)
+            decoder_max_length(len(prompt), token_budget(duration))
+            for prompt, duration in zip(prompts, seconds, strict=True)
         ]
         suppress = list(get_suppressed_tokens(tokenizer, [-1]))
         groups = prompt_groups(prompts)
@@ -324,10 +336,22 @@ class Transcriber:
             heard[index] = _kept_words([segment])
         return heard
 
-    def _prompt(self, tokenizer: Any, text: str) -> list[int]:
+    def _prompt(self, tokenizer: Any, text: str, without_timestamps: bool = True) -> list[int]:
         """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt`."""
         previous = tokenizer.encode(" " + text.strip()) if text else []
-        return list(self._model.get_prompt(tokenizer, previous, without_timestamps=True))
+        return list(self._model.get_prompt(tokenizer, previous, without_timestamps=without_timestamps))
+
+    def _max_new_tokens(self, language: str, prompt: str, seconds: float, whole_recording: bool) -> int:
+        """faster-whisper's `max_new_tokens` for the single path: it passes prompt + this as
+        `max_length`, and we want the window's whole `token_budget` decodable."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        model = self._model
+        tokenizer = Tokenizer(
+            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+        )
+        prompt_length = len(self._prompt(tokenizer, prompt, without_timestamps=not whole_recording))
+        return decoder_max_length(prompt_length, token_budget(seconds)) - prompt_length
 
     def _generate(
         self, features: Any, prompts: list[list[int]], max_length: int, suppress: list[int]
