@@ -37,8 +37,12 @@ def run_ingress(settings: Settings) -> None:
 def run_worker(settings: Settings) -> None:
     from service import names
     from tasks.celery_app import create_celery_app
+    from tasks.metrics import serve_worker_metrics
     from tasks.transcribe import register_tasks
 
+    if settings.worker_metrics_port:
+        # Before anything imports prometheus_client: its multiprocess mode is chosen at import.
+        serve_worker_metrics(settings.worker_metrics_port, settings.host)
     app = create_celery_app(settings)
     register_tasks(app, settings)
     app.worker_main(

@@ -169,8 +169,8 @@ class LocalStack:
         env.update(self._extra_env)
         return env
 
-    def start_worker(self, name: str) -> subprocess.Popen[bytes]:
-        return self._spawn(name, command="worker")
+    def start_worker(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        return self._spawn(name, command="worker", env=env)
 
     def start_ingress(self, name: str, port: int, env: dict[str, str]) -> str:
         """Another ingress replica on `port` with its own settings; returns its base URL when it answers."""

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     whisper_cpu_threads: int = Field(default=0, ge=0)
     """CTranslate2 threads per worker process on CPU; 0 means one per core."""
     worker_concurrency: int = Field(default=1, ge=1)
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    """A worker serves Prometheus metrics (window time, batch size, model load time) on this port
+    of HOST; 0: none."""
     whisper_batch_size: int = Field(default=4, ge=1, le=32)
     """Windows (of different participants) a worker process runs through the model together: its
     task's own and those waiting beside it in the queue. 1 turns cross-stream batching off."""

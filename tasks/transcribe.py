@@ -23,6 +23,7 @@ from service import names
 from service.contracts import WindowRequest, WindowResult
 from service.settings import Settings
 from tasks.inbox import Inbox
+from tasks.metrics import WorkerMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -170,12 +171,28 @@ def failure(request: WindowRequest, code: str, message: str) -> WindowResult:
     return WindowResult(request_id=request.request_id, error_code=code, error_message=message)
 
 
+def record(metrics: WorkerMetrics, results: list[WindowResult]) -> None:
+    metrics.batch_size.observe(len(results))
+    for result in results:
+        metrics.windows.labels(outcome=result.error_code or "ok").inc()
+        if not result.error_code:
+            metrics.window_seconds.observe(result.compute_s)
+
+
 def register_tasks(app: Celery, settings: Settings) -> None:
     resources = _ProcessResources(app, settings)
+
+    metrics: list[WorkerMetrics] = []  # one per process, made after the fork (see tasks/metrics.py)
+
+    def recorder() -> WorkerMetrics:
+        if not metrics:
+            metrics.append(WorkerMetrics.create())
+        return metrics[0]
 
     @signals.worker_process_init.connect(weak=False)
     def _load_model(**_: Any) -> None:
         worker = resources.get()
+        recorder().model_load_seconds.set(worker.transcriber.load_s)
         start_heartbeat(worker.redis, worker.worker_id)
 
     @app.task(name=names.TRANSCRIBE_TASK)
@@ -190,6 +207,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
             claim(worker.redis, [r.request_id for r in requests], worker.worker_id)
             answers = transcribe_requests(worker, requests)
             publish_results(worker.redis, [(r, a.result) for r, a in zip(requests, answers, strict=True)])
+            record(recorder(), [answer.result for answer in answers])
         except Exception as error:
             # Redis failed under the batch: tell every waiting participant, then let Celery see it.
             logger.exception("windows %s failed", ", ".join(r.request_id for r in requests))

@@ -95,3 +95,31 @@ def gauges_settle_to_zero(url: str) -> bool:
         if gauges == [0, 0] or time.monotonic() > deadline:
             return gauges == [0, 0]
         time.sleep(0.1)
+
+
+def test_worker_metrics_after_a_meeting(service: Service, wav: Any) -> None:
+    """A worker with WORKER_METRICS_PORT serves what its pool processes recorded (multiprocess)."""
+    own_db = service.stack.redis_url.rsplit("/", 1)[0] + "/7"  # this worker alone serves it
+    port = free_port()
+    service.stack.start_worker("worker-metrics", {"REDIS_URL": own_db, "WORKER_METRICS_PORT": str(port)})
+    try:
+        base = service.stack.start_ingress("ingress-worker-metrics", free_port(), {"REDIS_URL": own_db})
+        deadline = time.monotonic() + 120
+        while get(base + "/readyz")[0] != 200:  # the worker has loaded its model
+            assert time.monotonic() < deadline, "the worker never became ready"
+            time.sleep(0.5)
+        result = service.stream("worker-metrics", [("jfk", wav("jfk_ask_not"))], base=base)
+        assert result.closed_normally and result.transcript("jfk")
+
+        code, text = get(f"http://127.0.0.1:{port}/metrics")
+    finally:
+        service.stack.stop_process("ingress-worker-metrics")
+        service.stack.stop_process("worker-metrics")
+
+    assert code == 200
+    windows = sample(text, "streaming_whisper_worker_windows_total", {"outcome": "ok"})
+    assert windows >= 2  # interims and finals of an 11 s speech
+    assert sample(text, "streaming_whisper_worker_batch_size_count") >= 1
+    assert sample(text, "streaming_whisper_worker_window_seconds_count") == windows
+    assert sample(text, "streaming_whisper_worker_window_seconds_sum") > 0
+    assert sample(text, "streaming_whisper_worker_model_load_seconds") > 0
