@@ -33,6 +33,7 @@ from ingress.load import LoadGauge
 from ingress.metrics import Metrics
 from service import names
 from service.contracts import WindowRequest, WindowResult
+from tasks.celery_app import FINAL_PRIORITY, INTERIM_PRIORITY
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +127,8 @@ class Dispatcher:
         try:
             async with asyncio.timeout(timeout_s):
                 await self._redis.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
-                await asyncio.to_thread(self._send_task, request)
-                result = await self._await_result(request, future)
+                await asyncio.to_thread(self._send_task, request, final)
+                result = await self._await_result(request, future, final)
                 self.load.answered(request_id, time.monotonic())
         except TimeoutError:
             raise TranscriptionError("timeout", f"no worker answered within {timeout_s:.0f} s") from None
@@ -145,13 +146,16 @@ class Dispatcher:
         self._metrics.model_compute.observe(result.compute_s)
         return result
 
-    def _send_task(self, request: WindowRequest) -> None:
+    def _send_task(self, request: WindowRequest, final: bool) -> None:
         self._celery.send_task(
-            names.TRANSCRIBE_TASK, args=[request.model_dump()], queue=names.TRANSCRIBE_QUEUE
+            names.TRANSCRIBE_TASK,
+            args=[request.model_dump()],
+            queue=names.TRANSCRIBE_QUEUE,
+            priority=FINAL_PRIORITY if final else INTERIM_PRIORITY,
         )
 
     async def _await_result(
-        self, request: WindowRequest, future: asyncio.Future[WindowResult]
+        self, request: WindowRequest, future: asyncio.Future[WindowResult], final: bool
     ) -> WindowResult:
         """The window's result; meanwhile, re-send it if its worker died, give up if Redis lost it."""
         while True:
@@ -177,7 +181,7 @@ class Dispatcher:
                 worker.decode(errors="replace"),
             )
             await self._redis.delete(claim)
-            await asyncio.to_thread(self._send_task, request)
+            await asyncio.to_thread(self._send_task, request, final)
 
     def _forget_audio(self, key: str) -> None:
         """Delete a window's audio in the background: nobody waits for it, and it expires anyway."""

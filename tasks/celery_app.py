@@ -15,6 +15,13 @@ window would run twice, so it stays long: a backstop. Prompt recovery is the ing
 a window whose worker stopped heart-beating (`ingress/dispatch.py`)."""
 
 
+FINAL_PRIORITY = 0
+INTERIM_PRIORITY = 9
+"""With the Redis transport 0 is served first: when workers fall behind, windows that make finals
+(end of speech, flushes, the end of a meeting) go before interims, which only refresh a preview."""
+PRIORITY_STEPS = [FINAL_PRIORITY, INTERIM_PRIORITY]
+
+
 def create_celery_app(settings: Settings) -> Celery:
     app = Celery("streaming_whisper", broker=settings.broker_url, set_as_current=False)
     app.conf.update(
@@ -26,7 +33,12 @@ def create_celery_app(settings: Settings) -> Celery:
         task_default_queue=names.TRANSCRIBE_QUEUE,
         task_routes={names.TRANSCRIBE_TASK: {"queue": names.TRANSCRIBE_QUEUE}},
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_S},
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT_S,
+            # One Redis list per step, read in this order by workers (and by tasks/inbox.py).
+            "priority_steps": PRIORITY_STEPS,
+            "queue_order_strategy": "priority",
+        },
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,

@@ -19,7 +19,7 @@ from service import names
 from service.audio import BYTES_PER_SECOND
 from service.contracts import WindowRequest, WindowResult
 from service.settings import Settings
-from tasks.celery_app import create_celery_app
+from tasks.celery_app import FINAL_PRIORITY, INTERIM_PRIORITY, create_celery_app
 from tests.integration.conftest import Service
 
 pytestmark = pytest.mark.integration
@@ -33,12 +33,17 @@ def batching_on() -> None:
         pytest.skip("the test worker runs with WHISPER_BATCH_SIZE < 4")
 
 
+def queued(client: redis.Redis) -> int:
+    """Messages waiting in the transcribe queue, every priority's list included."""
+    return sum(int(client.llen(key)) for key in client.scan_iter(match=f"{names.TRANSCRIBE_QUEUE}*"))
+
+
 @contextlib.contextmanager
 def frozen_worker(service: Service) -> Iterator[None]:
     """The worker (main process and pool) stopped, then resumed; idle first, so nothing is in flight."""
     client = redis.Redis.from_url(service.stack.redis_url)
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
-    while client.llen(names.TRANSCRIBE_QUEUE) or list(client.scan_iter(match=names.claim_key("*"))):
+    while queued(client) or list(client.scan_iter(match=names.claim_key("*"))):
         assert time.monotonic() < deadline, "the worker never became idle"
         time.sleep(0.05)
     parent = psutil.Process(service.stack.process("worker").pid)
@@ -52,8 +57,14 @@ def frozen_worker(service: Service) -> Iterator[None]:
             process.send_signal(signal.SIGCONT)
 
 
-def send_together(service: Service, windows: list[tuple[str, bytes | None, str]]) -> dict[str, WindowResult]:
-    """Queue (language, audio or None for none kept, reply stream) windows at once; their results."""
+def send_together(
+    service: Service,
+    windows: list[tuple[str, bytes | None, str]],
+    priorities: list[int] | None = None,
+    arrival: list[str] | None = None,
+) -> dict[str, WindowResult]:
+    """Queue (language, audio or None for none kept, reply stream) windows at once; their results.
+    `arrival`, when given, receives the request ids in the order their results came."""
     client = redis.Redis.from_url(service.stack.redis_url)
     app = create_celery_app(Settings(redis_url=service.stack.redis_url))
     requests = []
@@ -66,8 +77,13 @@ def send_together(service: Service, windows: list[tuple[str, bytes | None, str]]
             client.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
         requests.append(request)
     with frozen_worker(service):
-        for request in requests:
-            app.send_task(names.TRANSCRIBE_TASK, args=[request.model_dump()], queue=names.TRANSCRIBE_QUEUE)
+        for n, request in enumerate(requests):
+            app.send_task(
+                names.TRANSCRIBE_TASK,
+                args=[request.model_dump()],
+                queue=names.TRANSCRIBE_QUEUE,
+                priority=priorities[n] if priorities else FINAL_PRIORITY,
+            )
     results: dict[str, WindowResult] = {}
     streams: dict[Any, Any] = {request.reply_to: "0-0" for request in requests}
     deadline = time.monotonic() + ANSWER_TIMEOUT_S
@@ -79,6 +95,8 @@ def send_together(service: Service, windows: list[tuple[str, bytes | None, str]]
                 streams[stream.decode()] = entry_id
                 result = WindowResult.model_validate_json(fields[b"result"])
                 results[result.request_id] = result
+                if arrival is not None:
+                    arrival.append(result.request_id)
                 assert any(
                     r.request_id == result.request_id and r.reply_to == stream.decode() for r in requests
                 )
@@ -121,3 +139,19 @@ def test_a_window_that_breaks_its_batch_fails_alone(service: Service, wav: Calla
     ).values()
     assert healthy.error_code is None and "Americans" in "".join(word.text for word in healthy.words)
     assert broken.error_code == "transcription_failed" and "ValueError" in (broken.error_message or "")
+
+
+def test_finals_go_before_interims_queued_earlier(service: Service, wav: Callable[[str], bytes]) -> None:
+    """Five windows wait (four interims, then a final) for a worker that takes four at a time: the
+    final is in the first batch and one interim waits for the second."""
+    stream = f"test-priority:{uuid.uuid4().hex}"
+    windows = [("en", cut(wav("jfk_ask_not"), start, 3.0), stream) for start in (0.0, 1.0, 2.0, 3.0, 4.0)]
+    priorities = [INTERIM_PRIORITY] * 4 + [FINAL_PRIORITY]
+    arrival: list[str] = []
+
+    results = send_together(service, windows, priorities, arrival)
+
+    final_id = list(results)[-1]
+    assert all(result.error_code is None for result in results.values())
+    assert final_id in arrival[:4], arrival.index(final_id)
+    assert arrival[-1] in list(results)[:4]  # an interim, left for the second batch
