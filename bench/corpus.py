@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,26 @@ class Track:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One utterance of a concatenated or multi-speaker item, as the manifest places it."""
+
+    participant: str
+    """The track it is on."""
+    start: float
+    end: float
+    """Seconds from the start of the track, its silence margins included."""
+    text: str
+
+
+@dataclass(frozen=True)
 class CorpusItem:
     name: str
     language: str
     duration_s: float
     tracks: list[Track]
     """One per participant: the speaker files of a meeting, else the item's own file."""
+    segments: list[Segment] = field(default_factory=list)
+    """The manifest's `segments`, for items made of several utterances; empty for the others."""
 
     @property
     def multi_speaker(self) -> bool:
@@ -60,8 +74,21 @@ def _item(folder: Path, entry: dict[str, Any]) -> CorpusItem:
         )
         for participant, spec in track_files.items()
     ]
+    segments = [
+        Segment(
+            participant=segment.get("speaker", SINGLE_PARTICIPANT),
+            start=float(segment["start"]),
+            end=float(segment["end"]),
+            text=segment["text"],
+        )
+        for segment in entry.get("segments", [])
+    ]
     return CorpusItem(
-        name=entry["name"], language=entry["language"], duration_s=float(entry["duration_s"]), tracks=tracks
+        name=entry["name"],
+        language=entry["language"],
+        duration_s=float(entry["duration_s"]),
+        tracks=tracks,
+        segments=segments,
     )
 
 

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -35,6 +36,9 @@ from service.audio import read_wav_pcm
 from service.launcher import LocalStack, free_port
 from service.logs import configure_logging
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from models.transcriber import Transcriber
 
 logger = logging.getLogger(__name__)
 
@@ -138,13 +142,21 @@ def transcribe_offline(
     transcripts: dict[OfflineKey, OfflineTranscript] = {}
     for item in items:
         for track in item.tracks:
-            result = transcriber.transcribe_recording(
-                read_wav_pcm(str(track.audio)), language_of(item, default_language)
+            transcript = offline_transcript(
+                transcriber, read_wav_pcm(str(track.audio)), language_of(item, default_language)
             )
-            words = [TimedWord(word.text, word.start, word.end) for word in result.words]
-            transcripts[item.name, track.participant] = OfflineTranscript(words, result.compute_s)
-            logger.info("offline %s/%s: %.2f s of compute", item.name, track.participant, result.compute_s)
+            transcripts[item.name, track.participant] = transcript
+            logger.info(
+                "offline %s/%s: %.2f s of compute", item.name, track.participant, transcript.compute_s
+            )
     return transcripts
+
+
+def offline_transcript(transcriber: Transcriber, pcm: bytes, language: str) -> OfflineTranscript:
+    """The words of a whole recording, with times in seconds from its start, and the compute spent."""
+    result = transcriber.transcribe_recording(pcm, language)
+    words = [TimedWord(word.text, word.start, word.end) for word in result.words]
+    return OfflineTranscript(words, result.compute_s)
 
 
 def language_of(item: CorpusItem, default_language: str) -> str:
