@@ -35,11 +35,17 @@ def run_ingress(settings: Settings) -> None:
 
 
 def run_worker(settings: Settings) -> None:
+    from models.transcriber import pick_device
     from service import names
+    from service.settings import Device
     from tasks.celery_app import create_celery_app
     from tasks.metrics import serve_worker_metrics
     from tasks.transcribe import register_tasks
 
+    if len(settings.whisper_gpu_indices) > 1 and pick_device(settings.whisper_device) == Device.CUDA.value:
+        from service.gpu_workers import run_one_per_gpu
+
+        raise SystemExit(run_one_per_gpu(settings.whisper_gpu_indices))
     if settings.worker_metrics_port:
         # Before anything imports prometheus_client: its multiprocess mode is chosen at import.
         serve_worker_metrics(settings.worker_metrics_port, settings.host)
