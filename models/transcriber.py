@@ -148,6 +148,7 @@ class Transcriber:
             local_files_only=True,
         )
         self._beam_size = beam_size
+        self._tokenizers: dict[str, Any] = {}
         self._encoder_frames: int | None = None
         """Set while a window is transcribed: faster-whisper pads every input to 30 s, and this
         wrapper around its encoder call cuts the padding back to `encoder_frames()`."""
@@ -270,13 +271,10 @@ class Transcriber:
     def _transcribe_together(self, windows: Sequence[Window], language: str) -> list[list[WordTiming]]:
         """The batch path for windows of one language (the alignment pass takes one start sequence)."""
         import ctranslate2
-        from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_compression_ratio, get_suppressed_tokens
 
         model = self._model
-        tokenizer = Tokenizer(
-            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
-        )
+        tokenizer = self._tokenizer(language)
         audios = [pcm_to_float32(window.pcm) for window in windows]
         # As faster-whisper cuts a window's first segment: the mel frames of its audio, at most 30 s.
         mels = [model.feature_extractor(audio)[:, :-1][:, :MAX_FRAMES] for audio in audios]
@@ -341,15 +339,21 @@ class Transcriber:
         previous = tokenizer.encode(" " + text.strip()) if text else []
         return list(self._model.get_prompt(tokenizer, previous, without_timestamps=without_timestamps))
 
+    def _tokenizer(self, language: str) -> Any:
+        """One tokenizer per language for the process's life, not one per window."""
+        if language not in self._tokenizers:
+            from faster_whisper.tokenizer import Tokenizer
+
+            model = self._model
+            self._tokenizers[language] = Tokenizer(
+                model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
+            )
+        return self._tokenizers[language]
+
     def _max_new_tokens(self, language: str, prompt: str, seconds: float, whole_recording: bool) -> int:
         """faster-whisper's `max_new_tokens` for the single path: it passes prompt + this as
         `max_length`, and we want the window's whole `token_budget` decodable."""
-        from faster_whisper.tokenizer import Tokenizer
-
-        model = self._model
-        tokenizer = Tokenizer(
-            model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language
-        )
+        tokenizer = self._tokenizer(language)
         prompt_length = len(self._prompt(tokenizer, prompt, without_timestamps=not whole_recording))
         return decoder_max_length(prompt_length, token_budget(seconds)) - prompt_length
 
