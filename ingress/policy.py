@@ -386,43 +386,32 @@ class ParticipantPolicy:
             words = words[1:]  # the last committed word heard differently ("renew", then "review")
         return words
 
-    def _phrase_ends(self, words: list[Word], candidates: range) -> list[int]:
-        """Stable words after which a phrase may end: punctuation or a pause, and enough words."""
-        config = self.config
-        return [
-            i
-            for i in candidates
-            if i + 1 >= config.phrase_min_words
-            and (
-                words[i].text.rstrip().endswith(PHRASE_END)
-                or words[i + 1].start - words[i].end >= config.phrase_pause_s
-            )
-            and mean_probability(words[: i + 1]) >= config.min_probability
-        ]
-
     def _choose_cut(self, words: list[Word], stable: int, plan: WindowPlan) -> tuple[int, int, bool] | None:
         """Where to end a final inside the hypothesis: (index of its last word, cut sample, whether
         the window's audio is trimmed there)."""
+        config = self.config
         window_s = (plan.end - plan.start) / self._rate
+
+        def gap_after(i: int) -> float:
+            return words[i + 1].start - words[i].end
+
         # Only cut before a word we have already heard the start of: the next word bounds the cut.
         candidates = range(min(stable, len(words) - 1))
-        sentence_ends = [
-            i
-            for i in candidates
-            if words[i].text.rstrip().endswith(SENTENCE_END)
-            and mean_probability(words[: i + 1]) >= self.config.min_probability
-        ]
-        phrase_ends = self._phrase_ends(words, candidates) if self.config.phrase_finals else []
-        if self.config.phrase_finals and not phrase_ends and len(candidates) >= self.config.phrase_max_words:
-            confident = [
+        # Early cuts only where the words up to the cut are confident enough (else: end of speech).
+        confident = [i for i in candidates if mean_probability(words[: i + 1]) >= config.min_probability]
+        sentence_ends = [i for i in confident if words[i].text.rstrip().endswith(SENTENCE_END)]
+        phrase_ends: list[int] = []
+        if config.phrase_finals:
+            long_enough = [i for i in confident if i + 1 >= config.phrase_min_words]
+            phrase_ends = [
                 i
-                for i in range(
-                    self.config.phrase_min_words - 1, min(len(candidates), self.config.phrase_max_words)
-                )
-                if mean_probability(words[: i + 1]) >= self.config.min_probability
+                for i in long_enough
+                if words[i].text.rstrip().endswith(PHRASE_END) or gap_after(i) >= config.phrase_pause_s
             ]
-            if confident:
-                phrase_ends = [max(confident, key=lambda i: words[i + 1].start - words[i].end)]
+            if not phrase_ends and len(candidates) >= config.phrase_max_words:
+                # No boundary among enough stable words: the widest gap within a phrase's length.
+                within = [i for i in long_enough if i < config.phrase_max_words]
+                phrase_ends = [max(within, key=gap_after)] if within else []
         index: int | None = None
         trim = True
         if sentence_ends and (not phrase_ends or sentence_ends[-1] >= phrase_ends[-1]):
@@ -430,9 +419,9 @@ class ParticipantPolicy:
         elif phrase_ends:
             index, trim = phrase_ends[-1], window_s >= self.config.max_window_s
         if index is None and window_s >= self.config.max_window_s and len(candidates):
-            index = max(candidates, key=lambda i: words[i + 1].start - words[i].end)
+            index = max(candidates, key=gap_after)
         if index is None and window_s >= self.config.hard_window_s and len(words) > 1:
-            index = max(range(len(words) - 1), key=lambda i: words[i + 1].start - words[i].end)
+            index = max(range(len(words) - 1), key=gap_after)
         if index is None:
             if window_s >= self.config.hard_window_s and not words:
                 self._committed_until = max(
