@@ -51,7 +51,14 @@ def service() -> Iterator[Service]:
         os.environ.pop(variable, None)  # the tests bring their own Redis and never rely on one running
     settings = Settings(port=free_port(), bypass_authorization=True, redis_url=None, redis_host=None)
     with LocalStack(
-        settings, log_dir=ARTIFACTS / "logs", extra_env={"BYPASS_AUTHORIZATION": "1", "LOG_LEVEL": "INFO"}
+        settings,
+        log_dir=ARTIFACTS / "logs",
+        extra_env={
+            "BYPASS_AUTHORIZATION": "1",
+            "LOG_LEVEL": "INFO",
+            # test_worker_batching.py counts on batches of 4, whatever the caller's environment.
+            "WHISPER_BATCH_SIZE": "4",
+        },
     ) as stack:
         yield Service(stack)
 

@@ -27,12 +27,6 @@ pytestmark = pytest.mark.integration
 ANSWER_TIMEOUT_S = 60.0
 
 
-@pytest.fixture(autouse=True)
-def batching_on() -> None:
-    if Settings().whisper_batch_size < 4:
-        pytest.skip("the test worker runs with WHISPER_BATCH_SIZE < 4")
-
-
 def queued(client: redis.Redis) -> int:
     """Messages waiting in the transcribe queue, every priority's list included."""
     return sum(int(client.llen(key)) for key in client.scan_iter(match=f"{names.TRANSCRIBE_QUEUE}*"))
