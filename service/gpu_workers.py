@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from service.launcher import STOP_TIMEOUT_S, _die_with_parent
+from service.launcher import STOP_TIMEOUT_S, die_with_parent
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def run_one_per_gpu(indices: Sequence[int], command: Sequence[str] | None = None
     to leave with: 0 after a stop signal, else the first worker's non-zero status."""
     command = list(command or [sys.executable, "-m", "service.cli", "worker"])
     children = [
-        subprocess.Popen(command, env=env, preexec_fn=_die_with_parent)
+        subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
         for env in per_gpu_environments(os.environ, indices)
     ]
     started = ", ".join(f"GPU {i}: pid {c.pid}" for i, c in zip(indices, children, strict=True))

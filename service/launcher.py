@@ -43,7 +43,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In a child, before exec: Linux sends it SIGTERM if the launcher dies, even by SIGKILL."""
     if sys.platform.startswith("linux"):
         import ctypes
@@ -192,7 +192,7 @@ class LocalStack:
             env={**self.environment(), **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         self._processes[name] = process
         return process
