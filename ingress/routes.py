@@ -120,8 +120,9 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         reason = "server is at its connection limit (WHISPER_MAX_CONNECTIONS); try again later"
         await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
         return
-    if services.dispatcher.load.saturated(time.monotonic()):
-        load = services.dispatcher.load.describe(time.monotonic())
+    now = time.monotonic()
+    if services.dispatcher.load.saturated(now):
+        load = services.dispatcher.load.describe(now)
         reason = f"the transcription workers are saturated ({load}); try again later"
         logger.warning("meeting %s: connection refused: %s", meeting_id, reason)
         await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
