@@ -47,8 +47,9 @@ class WorkerMetrics:
 
     @classmethod
     def create(cls) -> WorkerMetrics:
-        """In each process that records (the pool children); cheap, and a no-op registry when the
-        multiprocess folder is not set (metrics off): values then live in this process only."""
+        """Once in each process that records (the pool children, after the fork). With
+        WORKER_METRICS_PORT unset there is no multiprocess folder: the values then stay in the
+        process's own registry, which nothing serves."""
         from prometheus_client import Counter, Gauge, Histogram
 
         return cls(
