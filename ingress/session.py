@@ -65,6 +65,11 @@ class SessionContext:
     send_error: SendError
     metrics: Metrics
 
+    async def complain(self, code: int, reason: str, participant_id: str) -> None:
+        """Tell the client (an error message) and the log (with the meeting and participant)."""
+        logger.warning("meeting %s participant %s: %s", self.meeting_id, participant_id, reason)
+        await self.send_error(code, reason, participant_id)
+
 
 class Participant:
     def __init__(self, context: SessionContext, participant_id: str, language: str) -> None:
@@ -113,17 +118,11 @@ class Participant:
         if not self._rate_complaints.ready(time.monotonic()):
             return
         settings = self._context.settings
-        logger.warning(
-            "meeting %s participant %s: audio refused, faster than %g x real time",
-            self._context.meeting_id,
-            self.id,
-            settings.audio_rate_limit,
-        )
         reason = (
             f"audio arrives faster than real time (over {settings.audio_rate_limit:g} x sustained, "
             f"{settings.audio_burst_s:g} s ahead); the excess was dropped: send audio as it is spoken"
         )
-        await self._context.send_error(status.WS_1008_POLICY_VIOLATION, reason, self.id)
+        await self._context.complain(status.WS_1008_POLICY_VIOLATION, reason, self.id)
 
     async def _cap_pending(self) -> None:
         """Bounded memory whatever happens downstream: the oldest untranscribed audio goes first."""
@@ -131,14 +130,8 @@ class Participant:
         if self._policy.window_seconds <= limit_s:
             return
         dropped_s = self._policy.cap_pending(limit_s - DROP_STEP_S)  # settings keep limit_s >= 30
-        logger.warning(
-            "meeting %s participant %s: transcription is behind, dropped %.1f s of audio",
-            self._context.meeting_id,
-            self.id,
-            dropped_s,
-        )
         reason = f"transcription is behind; {dropped_s:.1f} s of audio dropped"
-        await self._context.send_error(status.WS_1013_TRY_AGAIN_LATER, reason, self.id)
+        await self._context.complain(status.WS_1013_TRY_AGAIN_LATER, reason, self.id)
 
     def end(self) -> None:
         self._policy.end()
@@ -183,15 +176,12 @@ class Participant:
                 await self._send(transcript)
 
     async def _report(self, error: TranscriptionError) -> None:
-        logger.warning(
-            "meeting %s participant %s: window failed: %s", self._context.meeting_id, self.id, error
-        )
         code = (
             status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
             if error.code == "unsupported_language"
             else status.WS_1011_INTERNAL_ERROR
         )
-        await self._context.send_error(code, error.message, self.id)
+        await self._context.complain(code, error.message, self.id)
 
     async def _send(self, transcript: Transcript) -> None:
         self._context.metrics.transcripts_sent.labels(type=transcript.kind).inc()
@@ -237,17 +227,11 @@ class MeetingSession:
         if len(self._refused) < REMEMBERED_REFUSALS:
             self._refused.add(participant_id)
         limit = self._context.settings.whisper_max_participants_per_meeting
-        logger.warning(
-            "meeting %s: participant %s refused, the meeting has %d already",
-            self._context.meeting_id,
-            participant_id,
-            limit,
-        )
         reason = (
             f"meeting is full: at most {limit} participants per meeting "
             "(WHISPER_MAX_PARTICIPANTS_PER_MEETING); this participant's audio is ignored"
         )
-        await self._context.send_error(status.WS_1008_POLICY_VIOLATION, reason, participant_id)
+        await self._context.complain(status.WS_1008_POLICY_VIOLATION, reason, participant_id)
 
     async def finish(self, timeout_s: float) -> None:
         """End of meeting: every participant's pending speech goes out as finals, then we return."""
@@ -266,14 +250,8 @@ class MeetingSession:
             participant for participant in self._participants.values() if participant.task in pending
         ]
         for participant in unfinished:
-            logger.warning(
-                "meeting %s participant %s: closing with speech still pending after %g s; it is lost",
-                self._context.meeting_id,
-                participant.id,
-                timeout_s,
-            )
             reason = f"closing: speech not yet transcribed after {timeout_s:g} s is lost"
-            await self._context.send_error(status.WS_1011_INTERNAL_ERROR, reason, participant.id)
+            await self._context.complain(status.WS_1011_INTERNAL_ERROR, reason, participant.id)
 
     async def close(self) -> None:
         """The socket is gone: stop every participant's work."""
