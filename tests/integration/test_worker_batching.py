@@ -8,7 +8,7 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import psutil
@@ -53,7 +53,7 @@ def frozen_worker(service: Service) -> Iterator[None]:
 
 def send_together(
     service: Service,
-    windows: list[tuple[str, bytes | None, str]],
+    windows: Sequence[tuple[str, bytes | None, str]],
     priorities: list[int] | None = None,
     arrival: list[str] | None = None,
 ) -> dict[str, WindowResult]:
