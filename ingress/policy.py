@@ -181,6 +181,8 @@ class ParticipantPolicy:
         self._planned_until = 0
         self._in_flight: WindowPlan | None = None
         self._hypothesis: list[Word] = []
+        self._hypothesis_heard_until = 0
+        """End sample of the audio the hypothesis was transcribed from."""
         self._utterance: _Utterance | None = None
         self._last_interim = ""
         self._last_ts_ms = 0
@@ -251,21 +253,11 @@ class ParticipantPolicy:
         self._trim_leading_silence()
         if not self.has_pending_speech():
             return None
-        silence_s = self._trailing_silence_seconds()
-        idle = self._last_audio_ms is not None and (
-            now_ms - self._last_audio_ms >= self.config.flush_interval_s * 1000
-        )
-        final = self._ending or idle or silence_s >= self.config.end_of_speech_s
+        final = self._final_due(now_ms)
         new_audio_s = (self._received - max(self._planned_until, self._window_start)) / self._rate
         if not final and new_audio_s < self.config.interim_step_s:
             return None
-        end = self._received
-        speech = self._speech_frames()
-        if final and speech:
-            # Whisper invents words in trailing silence ("I'm going to take a little bit of"):
-            # a final window ends shortly after the last speech the VAD heard.
-            speech_end = (speech[-1] + 1) * self.config.vad_frame_samples
-            end = min(end, speech_end + self._samples(self.config.final_tail_s))
+        end = self._final_end() if final else self._received
         plan = WindowPlan(
             start=self._window_start,
             end=end,
@@ -276,6 +268,47 @@ class ParticipantPolicy:
         self._in_flight = plan
         self._planned_until = plan.end
         return plan
+
+    def final_from_last_hypothesis(self, now_ms: int) -> list[Transcript]:
+        """Finals without a model call, when a final window is due and the last hypothesis already
+        heard all of its speech: transcribing the same audio again would cost a call, and the
+        finals would wait for it, for the same words (the benchmark's WER did not move). Call
+        before `next_window()`, which then has nothing left to plan for that speech."""
+        if self._in_flight is not None or not self.has_pending_speech() or not self._final_due(now_ms):
+            return []
+        end = self._final_end()
+        speech_end = self._last_speech_end(end)
+        # A last word Whisper was unsure of may have been cut off at the window's edge: the final
+        # window hears a little more after it.
+        unsure = bool(self._hypothesis) and self._hypothesis[-1].probability < self.config.min_probability
+        if self._hypothesis_heard_until < speech_end or unsure:
+            return []
+        speech_end_s = speech_end / self._rate
+        # As for a final window's words: none made up in the silence after the speech.
+        words = [
+            word
+            for word in self._hypothesis
+            if word.start < speech_end_s and self._vad_heard_speech(word.start, word.end)
+        ]
+        self._hypothesis = []
+        self._planned_until = end
+        return self._commit(words, until_sample=end)
+
+    def _final_due(self, now_ms: int) -> bool:
+        """Whether pending speech is to be finished now: meeting over, idle, or end of speech."""
+        idle = self._last_audio_ms is not None and (
+            now_ms - self._last_audio_ms >= self.config.flush_interval_s * 1000
+        )
+        return self._ending or idle or self._trailing_silence_seconds() >= self.config.end_of_speech_s
+
+    def _final_end(self) -> int:
+        """Where a final window ends: whisper invents words in trailing silence ("I'm going to
+        take a little bit of"), so shortly after the last speech the VAD heard."""
+        speech = self._speech_frames()
+        if not speech:
+            return self._received
+        speech_end = (speech[-1] + 1) * self.config.vad_frame_samples
+        return min(self._received, speech_end + self._samples(self.config.final_tail_s))
 
     def _prompt(self) -> str:
         if not self.config.max_prompt_finals:
@@ -299,6 +332,7 @@ class ParticipantPolicy:
         if plan.final:
             self._hypothesis = []
             return self._commit(words, until_sample=plan.end)
+        self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words)
         cut = self._choose_cut(words, stable, plan)
         out: list[Transcript] = []

@@ -164,13 +164,17 @@ class Session:
         return -(-(samples(until_s) - self.received) // FRAME)
 
     def step(self, now_ms: int | None = None) -> list[Transcript]:
-        plan = self.policy.next_window(self.now_ms if now_ms is None else now_ms)
+        now_ms = self.now_ms if now_ms is None else now_ms
+        settled = self.policy.final_from_last_hypothesis(now_ms)
+        self.out += settled
+        plan = self.policy.next_window(now_ms)
         if plan is None:
-            return []
+            return settled
         assert self.model is not None
         self.plans.append(plan)
         result = self.policy.apply(plan, self.model(plan))
         self.out += result
+        result = settled + result
         if not plan.final:
             self.early_finals += sum(t.kind == "final" for t in result)
         return result
@@ -618,7 +622,8 @@ def test_words_where_the_vad_heard_only_silence_are_dropped() -> None:
 
 
 def test_final_with_no_words_sends_nothing_and_clears_the_window() -> None:
-    session = Session(speech=[(0.0, 1.5)], model=lambda plan: [])
+    # Speech ends 0.6 s before the second chunk does: no interim heard its end, a final window must.
+    session = Session(speech=[(0.0, 1.4)], model=lambda plan: [])
 
     session.play(until_s=4.0)
 
@@ -639,12 +644,53 @@ def test_no_audio_for_the_flush_interval_makes_the_window_final() -> None:
     assert session.policy.seconds_until_flush(last_arrival + 5000) == 0.0
     assert session.step(now_ms=last_arrival + flush_ms - 1) == []
 
+    calls = len(session.plans)
     out = session.step(now_ms=last_arrival + flush_ms)
 
-    assert session.plans[-1].final
     assert [(t.kind, t.text) for t in out] == [("final", "Is anybody there")]
+    assert len(session.plans) == calls  # the last interim heard all the audio there is
     assert session.policy.seconds_until_flush(last_arrival + flush_ms) is None
     assert session.step(now_ms=last_arrival + 10 * flush_ms) == []
+
+
+def test_a_final_the_last_hypothesis_heard_entirely_costs_no_model_call() -> None:
+    words = say("Ask not what your country", start=0.1)  # speech ends at 1.99 s
+    session = Session(words=words)
+
+    out = session.play(until_s=3.072)
+
+    assert [plan.final for plan in session.plans] == [False, False]  # the 2.048 s one heard it all
+    assert " ".join(t.text for t in out if t.kind == "final") == "Ask not what your country"
+    assert not session.policy.has_pending_speech()
+    assert session.policy.next_window(session.now_ms) is None
+
+
+def test_speech_ending_after_the_last_hypothesis_gets_a_final_window() -> None:
+    words = say("Ask not", start=0.1, word_s=0.5)  # ends at 1.2 s, unheard by the 1.024 s interim
+    session = Session(words=words)
+
+    session.play(until_s=2.048)
+
+    assert [plan.final for plan in session.plans] == [False, True]
+    assert [t.text for t in session.finals] == ["Ask not"]
+
+
+def test_a_last_word_the_model_was_unsure_of_gets_a_final_window() -> None:
+    words = say("Ask not what your country", start=0.1)
+
+    def unsure_at_the_edge(plan: WindowPlan) -> list[WordTiming]:
+        heard = in_window(plan, words)
+        if heard and not plan.final:
+            last = heard[-1]
+            heard[-1] = WordTiming(text=" count", start=last.start, end=last.end, probability=0.3)
+        return heard
+
+    session = Session(words=words, model=unsure_at_the_edge)
+
+    session.play(until_s=3.072)
+
+    assert [plan.final for plan in session.plans] == [False, False, True]
+    assert " ".join(t.text for t in session.finals) == "Ask not what your country"
 
 
 def test_flush_interval_is_configurable() -> None:
