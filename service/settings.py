@@ -5,6 +5,7 @@ Entry points call `load_settings()` once and pass the object down; tests build t
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -60,8 +61,13 @@ class Settings(BaseSettings):
     whisper_compute_type: str = "int8"
     whisper_device: Device = Device.AUTO
     whisper_gpu_indices: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [0])
-    whisper_cpu_threads: int = Field(default=0, ge=0)
-    """CTranslate2 threads per worker process on CPU; 0 means one per core."""
+    whisper_cpu_threads: int = Field(default=1, ge=0)
+    """CTranslate2 threads per model call on CPU; 0: CTranslate2's default (one per core). One:
+    tiny.en's matrices are too small for a second thread to pay (a call took 12-15 % longer on
+    two threads than on one); the cores serve calls in parallel instead (WHISPER_PARALLEL_CALLS)."""
+    whisper_parallel_calls: int = Field(default=0, ge=0, le=64)
+    """Model calls one worker process runs at once (CTranslate2 replicas sharing the weights; a
+    batch is split between them); 0: on CPU the cores divided by WHISPER_CPU_THREADS, on GPU one."""
     worker_concurrency: int = Field(default=1, ge=1)
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     """A worker serves Prometheus metrics (window time, batch size, model load time) on this port
@@ -202,6 +208,21 @@ class Settings(BaseSettings):
     @property
     def flush_interval_s(self) -> float:
         return self.whisper_flush_buffer_interval / 1000.0
+
+    def parallel_model_calls(self, device: str) -> int:
+        """WHISPER_PARALLEL_CALLS, or when 0: one call per GPU process; on CPU, the cores this
+        process may use shared among the pool's processes, WHISPER_CPU_THREADS cores a call."""
+        if self.whisper_parallel_calls:
+            return self.whisper_parallel_calls
+        if device != Device.CPU.value:
+            return 1
+        threads = self.whisper_cpu_threads or usable_cores()
+        return max(1, usable_cores() // (threads * self.worker_concurrency))
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container's CPU set, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _verify_tls_by_default(url: str) -> str:

@@ -31,9 +31,12 @@ PROMPTS = [
 """Two windows with no previous text, two with prompts of different lengths: three decoder calls."""
 
 
-@pytest.fixture(scope="module")
-def transcriber() -> Transcriber:
-    return Transcriber.from_settings(Settings())
+@pytest.fixture(scope="module", params=[1, 2], ids=["one call at a time", "two calls at once"])
+def transcriber(request: pytest.FixtureRequest) -> Transcriber:
+    """With two parallel calls a batch is split in two parts that run at once on two replicas."""
+    transcriber = Transcriber.from_settings(Settings(whisper_parallel_calls=request.param))
+    assert transcriber.parallel_calls == request.param
+    return transcriber
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,19 @@ def test_default_flush_interval_in_seconds() -> None:
     assert load_settings().flush_interval_s == 2.0
 
 
+def test_parallel_model_calls_share_the_cores_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("service.settings.usable_cores", lambda: 8)
+
+    assert Settings().parallel_model_calls("cpu") == 8  # one thread a call by default
+    assert Settings(whisper_cpu_threads=2).parallel_model_calls("cpu") == 4
+    assert Settings(whisper_cpu_threads=2, worker_concurrency=2).parallel_model_calls("cpu") == 2
+    assert Settings(whisper_cpu_threads=0).parallel_model_calls("cpu") == 1  # each call takes them all
+    assert Settings(whisper_cpu_threads=16).parallel_model_calls("cpu") == 1
+    assert Settings().parallel_model_calls("cuda") == 1
+    assert Settings(whisper_parallel_calls=3).parallel_model_calls("cpu") == 3
+    assert Settings(whisper_parallel_calls=3).parallel_model_calls("cuda") == 3
+
+
 @pytest.mark.parametrize("word", ["1", "true", "yes", "TRUE", " Yes "])
 def test_bypass_authorization_accepts_true_words(monkeypatch: pytest.MonkeyPatch, word: str) -> None:
     monkeypatch.setenv("BYPASS_AUTHORIZATION", word)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from models.transcriber import batch_frames, decoded_token_cap, prompt_groups, timed_words
+from models.transcriber import batch_frames, decoded_token_cap, parallel_parts, prompt_groups, timed_words
 
 pytestmark = pytest.mark.unit
 
@@ -38,6 +38,24 @@ def test_windows_share_a_decoder_call_only_with_prompts_of_their_length_in_batch
     prompts = [[1, 2], [3], [4, 5], [6, 7], [8, 9, 10], [11]]
     assert prompt_groups(prompts) == [[0, 2, 3], [1, 5], [4]]
     assert prompt_groups([[1, 2]]) == [[0]]
+
+
+@pytest.mark.parametrize(
+    ("languages", "parts", "split"),
+    [
+        (["en"] * 4, 2, [[0, 1], [2, 3]]),
+        (["en"] * 5, 2, [[0, 1, 2], [3, 4]]),
+        (["en"] * 4, 1, [[0, 1, 2, 3]]),
+        (["en"] * 3, 8, [[0], [1], [2]]),
+        (["en", "de", "en", "en"], 1, [[0, 2, 3], [1]]),
+        (["en", "de", "en", "en"], 3, [[0, 2], [1], [3]]),
+        (["en"], 2, [[0]]),
+    ],
+)
+def test_a_batch_splits_into_calls_of_one_language_each_as_even_as_can_be(
+    languages: list[str], parts: int, split: list[list[int]]
+) -> None:
+    assert parallel_parts(languages, parts) == split
 
 
 @pytest.mark.parametrize(
