@@ -414,8 +414,19 @@ and timed words."""
 
 def _kept_words(segments: Iterable[Heard]) -> list[WordTiming]:
     """The words of the segments that do not look made up, a decoding loop cut off (both paths)."""
+    from faster_whisper.transcribe import get_compression_ratio
+
     words: list[WordTiming] = []
     for text, no_speech_prob, avg_logprob, compression_ratio, segment_words in segments:
+        loop = loop_start([word.text for word in segment_words])
+        if loop is not None:
+            # Judged with its loop, a segment that heard words before it went into a loop ("you can
+            # do for your country. This quality and uncleanness. This quality and...") looked
+            # made up as a whole (its compression ratio), and those words were lost.
+            logger.debug("cut a decoding loop after %r", "".join(w.text for w in segment_words[:loop]))
+            segment_words = segment_words[:loop]
+            text = "".join(word.text for word in segment_words)
+            compression_ratio = get_compression_ratio(text.strip())
         stats = SegmentStats(
             text=text,
             no_speech_prob=no_speech_prob,

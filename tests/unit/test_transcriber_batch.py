@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from models.transcriber import batch_frames, decoded_token_cap, parallel_parts, prompt_groups, timed_words
+from models.transcriber import (
+    _kept_words,
+    batch_frames,
+    decoded_token_cap,
+    parallel_parts,
+    prompt_groups,
+    timed_words,
+)
+from service.contracts import WordTiming
 
 pytestmark = pytest.mark.unit
 
@@ -102,3 +110,25 @@ def test_the_last_word_ends_with_the_audio_when_it_runs_on_past_it() -> None:
 
 def test_no_alignment_no_words() -> None:
     assert timed_words([], 5.0) == []
+
+
+def test_words_heard_before_a_decoding_loop_are_kept_though_the_loop_looked_made_up() -> None:
+    # What tiny.en gave for a window of JFK followed by "The squalor and uncleanness...": the loop
+    # alone pushed the segment's compression ratio past the hallucination limit.
+    heard = [" you", " ask", " what", " you", " can", " do", " for", " your", " country."]
+    loop = [" This", " quality", " and", " uncleanness."] * 6
+    words = [
+        WordTiming(text=t, start=0.3 * i, end=0.3 * i + 0.25, probability=0.9)
+        for i, t in enumerate(heard + loop)
+    ]
+    text = "".join(word.text for word in words)
+
+    kept = _kept_words([(text, 0.01, -0.22, 3.8, words)])
+
+    assert "".join(word.text for word in kept) == "".join(heard + loop[:4])
+
+
+def test_a_segment_that_is_all_loop_of_stock_phrases_is_still_dropped() -> None:
+    words = [WordTiming(text=" Thank you.", start=float(i), end=i + 0.5, probability=0.3) for i in range(6)]
+    kept = _kept_words([(" Thank you." * 6, 0.7, -1.2, 4.0, words)])
+    assert kept == []

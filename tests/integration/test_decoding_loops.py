@@ -1,0 +1,48 @@
+"""A decoding loop after real words, with the real tiny.en: the words before the loop are kept.
+
+The window is the one that lost a whole sentence in the capacity benchmark's talking scenario
+(the first talker's track, 28.94-35.84 s): the end of JFK's "ask what you can do for your
+country", 0.2 s of silence, then the start of "The squalor and uncleanness of the debtors' side".
+With JFK's earlier words as its prompt, tiny.en decodes the words, then "This quality and
+uncleanness." over and over; the whole segment was dropped as made up (its compression ratio),
+and the words before the loop with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.capacity_tracks import MAX_CLIP_S, corpus_clips, pick, talker_tracks
+from bench.corpus import load_corpus
+from models.hallucinations import loop_start
+from models.transcriber import Transcriber, Window
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+PROMPT = "Americans ask not what your country can do for"
+
+
+@pytest.fixture(scope="module")
+def window(corpus_dir: Path) -> bytes:
+    clips = corpus_clips(load_corpus(corpus_dir), "en", MAX_CLIP_S)
+    track = talker_tracks(pick(clips, 45.0), 1)[0].pcm()
+    return track[
+        int(28.94 * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES : int(35.84 * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES
+    ]
+
+
+@pytest.fixture(scope="module")
+def transcriber() -> Transcriber:
+    return Transcriber.from_settings(Settings())
+
+
+def test_words_before_a_loop_survive_on_both_paths(transcriber: Transcriber, window: bytes) -> None:
+    single = transcriber.transcribe(window, "en", PROMPT).words
+    batched = transcriber.transcribe_batch([Window(window, "en", PROMPT)])[0].words
+    for words in (single, batched):
+        text = "".join(word.text for word in words)
+        assert "can do for your country" in text, text
+        assert loop_start([word.text for word in words]) is None, text
