@@ -62,6 +62,8 @@ class PolicyConfig:
     overlap_s: float = 0.5
     """Audio before a cut that the next window hears again: Whisper skips words when a window starts
     abruptly mid-speech. Words it re-hears there are dropped by time and by text."""
+    unheard_speech_s: float = 1.0
+    """Speech (by VAD) after a final window's last word that is transcribed again, not dropped."""
     vad_frame_samples: int = 512
     min_probability: float = 0.7
     """Mean word probability a phrase needs before a sentence end may cut it early."""
@@ -331,7 +333,7 @@ class ParticipantPolicy:
         words = self._to_stream_words(plan, window_words)
         if plan.final:
             self._hypothesis = []
-            return self._commit(words, until_sample=plan.end)
+            return self._commit(words, until_sample=self._final_cut(words, plan))
         self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words)
         cut = self._choose_cut(words, stable, plan)
@@ -349,6 +351,19 @@ class ParticipantPolicy:
         return out
 
     # ---- helpers -----------------------------------------------------------------------------
+
+    def _final_cut(self, words: list[Word], plan: WindowPlan) -> int:
+        """Where a final window's commit ends: at its end, unless the VAD heard a long stretch of
+        speech after its last word (Whisper stopped early, or a decoding loop was cut off there):
+        that audio stays pending, and the next final window transcribes it."""
+        if not words:
+            return plan.end
+        last_end = self._samples(words[-1].end)
+        frame = self.config.vad_frame_samples
+        after = [index for index in self._speech_frames() if last_end <= index * frame < plan.end]
+        if len(after) * frame < self._samples(self.config.unheard_speech_s):
+            return plan.end
+        return min(plan.end, last_end + self._samples(self.config.final_tail_s))
 
     def _to_stream_words(self, plan: WindowPlan, window_words: Sequence[WordTiming]) -> list[Word]:
         """Window-relative words to stream time, without those of the overlap already committed."""

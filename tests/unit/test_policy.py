@@ -621,6 +621,26 @@ def test_words_where_the_vad_heard_only_silence_are_dropped() -> None:
     assert [t.text for t in out] == ["Ask not."]
 
 
+def test_speech_a_final_window_stopped_short_of_is_transcribed_again_not_dropped() -> None:
+    words = say("the squalor and uncleanness of the side was intensified by overcrowding", 0.1)
+    stopped_early: list[WindowPlan] = []
+
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        heard = in_window(plan, words)
+        if plan.final and not stopped_early:
+            stopped_early.append(plan)
+            return heard[:4]  # a decoding loop was cut off after "uncleanness"
+        return heard
+
+    session = Session(words=words, model=model, chunk_frames=4 * BROWSER_CHUNK_FRAMES)
+
+    session.play(until_s=words[-1].end + 2.0)
+    session.step()  # the ingress plans again as soon as a result is applied
+
+    assert stopped_early and len([plan for plan in session.plans if plan.final]) == 2
+    assert " ".join(t.text for t in session.finals) == " ".join(w.text.strip() for w in words)
+
+
 def test_final_with_no_words_sends_nothing_and_clears_the_window() -> None:
     # Speech ends 0.6 s before the second chunk does: no interim heard its end, a final window must.
     session = Session(speech=[(0.0, 1.4)], model=lambda plan: [])
