@@ -33,6 +33,8 @@ OVERLAP_TOLERANCE_S = 0.3
 COMMITTED_TAIL_WORDS = 8
 SIMILAR_WORD = 0.6
 """difflib ratio above which a word re-heard at the cut is taken for the committed one."""
+FUZZY_AGREEMENT = 0.75
+FUZZY_MIN_LETTERS = 4
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 PHRASE_END = (",", ";", ":", "，", "、")
 _NOT_WORD = re.compile(r"[^\w']+")
@@ -80,6 +82,11 @@ class PolicyConfig:
     phrase_max_words: int = 5
     """With this many stable words and no boundary among them, a final is cut at their widest gap
     anyway, so that words never wait for a sentence to end."""
+    fuzzy_agreement: bool = True
+    settled_hypotheses: int = 3
+    """Words this many consecutive hypotheses agreed on may be cut early whatever their
+    probability: more context did not change them, and waiting for the window to fill delayed them
+    by seconds. 0 turns it off (unsure words then wait for end of speech or `max_window_s`)."""
 
 
 @dataclass(frozen=True)
@@ -134,14 +141,27 @@ def normalize_word(text: str) -> str:
     return _NOT_WORD.sub("", text.lower())
 
 
-def agreed_prefix(previous: Sequence[Word], current: Sequence[Word]) -> int:
-    """How many leading words two hypotheses share (compared without case or punctuation)."""
+def agreed_prefix(previous: Sequence[Word], current: Sequence[Word], fuzzy: bool = False) -> int:
+    """How many leading words two hypotheses share (compared without case or punctuation; with
+    `fuzzy`, words of four letters or more that are spelt alike agree too)."""
     count = 0
     for before, now in zip(previous, current, strict=False):
-        if normalize_word(before.text) != normalize_word(now.text):
+        if not same_word(normalize_word(before.text), normalize_word(now.text), fuzzy):
             break
         count += 1
     return count
+
+
+def same_word(before: str, now: str, fuzzy: bool) -> bool:
+    """Whisper hesitates between spellings of a word it cannot place ("deadter's side" then
+    "deadter site"): agreement stalled on them for the rest of the sentence."""
+    if before == now:
+        return True
+    return (
+        fuzzy
+        and min(len(before), len(now)) >= FUZZY_MIN_LETTERS
+        and SequenceMatcher(None, before, now).ratio() >= FUZZY_AGREEMENT
+    )
 
 
 def join_words(words: Sequence[Word]) -> str:
@@ -183,6 +203,8 @@ class ParticipantPolicy:
         self._planned_until = 0
         self._in_flight: WindowPlan | None = None
         self._hypothesis: list[Word] = []
+        self._heard: list[int] = []
+        """Per hypothesis word, how many consecutive hypotheses have agreed on it so far."""
         self._hypothesis_heard_until = 0
         """End sample of the audio the hypothesis was transcribed from."""
         self._utterance: _Utterance | None = None
@@ -209,7 +231,7 @@ class ParticipantPolicy:
 
     def discard_pending(self) -> None:
         """Forget the window (its participant's language cannot be served): nothing is planned for it."""
-        self._hypothesis = []
+        self._set_hypothesis([], [])
         self._committed_until = self._received
         self._drop_until(self._received)
 
@@ -221,7 +243,8 @@ class ParticipantPolicy:
             return 0.0
         cut = self._window_start + excess
         self._committed_until = max(self._committed_until, cut)
-        self._hypothesis = [word for word in self._hypothesis if word.start * self._rate >= cut]
+        kept = [word for word in self._hypothesis if word.start * self._rate >= cut]
+        self._set_hypothesis(kept, self._heard[len(self._hypothesis) - len(kept) :])
         self._drop_until(cut)
         return excess / self._rate
 
@@ -292,7 +315,7 @@ class ParticipantPolicy:
             for word in self._hypothesis
             if word.start < speech_end_s and self._vad_heard_speech(word.start, word.end)
         ]
-        self._hypothesis = []
+        self._set_hypothesis([], [])
         self._planned_until = end
         return self._commit(words, until_sample=end)
 
@@ -332,19 +355,20 @@ class ParticipantPolicy:
         self._in_flight = None
         words = self._to_stream_words(plan, window_words)
         if plan.final:
-            self._hypothesis = []
+            self._set_hypothesis([], [])
             return self._commit(words, until_sample=self._final_cut(words, plan))
         self._hypothesis_heard_until = plan.end
-        stable = agreed_prefix(self._hypothesis, words)
-        cut = self._choose_cut(words, stable, plan)
+        stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
+        heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]
+        cut = self._choose_cut(words, stable, heard, plan)
         out: list[Transcript] = []
         if cut is not None:
             index, cut_sample, trim = cut
             out += self._commit(words[: index + 1], until_sample=cut_sample, trim=trim)
-            words = words[index + 1 :]
+            words, heard = words[index + 1 :], heard[index + 1 :]
         elif (plan.end - plan.start) / self._rate >= self.config.max_window_s:
             self._trim_committed()
-        self._hypothesis = words
+        self._set_hypothesis(words, heard)
         interim = self._interim(words)
         if interim is not None:
             out.append(interim)
@@ -435,9 +459,14 @@ class ParticipantPolicy:
             words = words[1:]  # the last committed word heard differently ("renew", then "review")
         return words
 
-    def _choose_cut(self, words: list[Word], stable: int, plan: WindowPlan) -> tuple[int, int, bool] | None:
+    def _set_hypothesis(self, words: list[Word], heard: list[int]) -> None:
+        self._hypothesis, self._heard = words, heard
+
+    def _choose_cut(
+        self, words: list[Word], stable: int, heard: list[int], plan: WindowPlan
+    ) -> tuple[int, int, bool] | None:
         """Where to end a final inside the hypothesis: (index of its last word, cut sample, whether
-        the window's audio is trimmed there)."""
+        the window's audio is trimmed there). `heard[i]`: consecutive hypotheses holding word i."""
         config = self.config
         window_s = (plan.end - plan.start) / self._rate
 
@@ -447,7 +476,12 @@ class ParticipantPolicy:
         # Only cut before a word we have already heard the start of: the next word bounds the cut.
         candidates = range(min(stable, len(words) - 1))
         # Early cuts only where the words up to the cut are confident enough (else: end of speech).
-        confident = [i for i in candidates if mean_probability(words[: i + 1]) >= config.min_probability]
+        settled = config.settled_hypotheses
+        confident = [
+            i
+            for i in candidates
+            if mean_probability(words[: i + 1]) >= config.min_probability or (settled and heard[i] >= settled)
+        ]
         sentence_ends = [i for i in confident if words[i].text.rstrip().endswith(SENTENCE_END)]
         phrase_ends: list[int] = []
         if config.phrase_finals:

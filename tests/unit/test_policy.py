@@ -435,7 +435,7 @@ def test_agreement_ignores_case_and_punctuation() -> None:
 
 def test_low_confidence_sentence_waits_for_the_end_of_speech() -> None:
     words = say(JFK, start=0.5, probability=0.4)
-    session = Session(words=words)
+    session = Session(words=words, config=PolicyConfig(settled_hypotheses=0))
 
     during = session.play(until_s=words[-1].end)
     after = session.play(until_s=words[-1].end + 2.0)
@@ -492,13 +492,40 @@ def test_a_comma_or_a_pause_ends_a_phrase() -> None:
     assert [t.text for t in session.finals][:2] == ["And so, my fellow Americans,", "ask not what"]
 
 
-def test_low_confidence_words_are_not_cut_into_phrases() -> None:
+def test_low_confidence_words_are_not_cut_into_phrases_while_two_hypotheses_agree() -> None:
     words = say("we choose to go to the moon in this decade and do the other things", 0.5, probability=0.4)
-    session = Session(words=words)
+    session = Session(words=words, config=PolicyConfig(settled_hypotheses=0))
 
     during = session.play(until_s=words[-1].end)
 
     assert all(t.kind == "interim" for t in during)
+
+
+def test_unsure_words_three_hypotheses_agreed_on_become_final_while_speech_goes_on() -> None:
+    words = say("we choose to go to the moon in this decade and do the other things", 0.5, probability=0.4)
+    session = Session(words=words)
+    finals: list[Transcript] = []
+    until_s = 0.0
+    while not finals and until_s < words[-1].end:
+        until_s += 1.024
+        finals = [t for t in session.play(until_s=until_s) if t.kind == "final"]
+
+    assert finals and until_s < words[-1].end  # before the end of speech
+    windows_that_heard_it = [plan for plan in session.plans if plan.end / SAMPLE_RATE >= finals[-1].end_s]
+    assert len(windows_that_heard_it) >= 3
+    session.play(until_s=words[-1].end + 2.0)
+    assert " ".join(t.text for t in session.finals) == " ".join(w.text.strip() for w in words)
+
+
+def test_spellings_whisper_hesitates_between_agree_short_words_must_match() -> None:
+    def hypothesis(text: str) -> list[Word]:
+        return [Word(f" {token}", i * 0.4, i * 0.4 + 0.3, 0.9) for i, token in enumerate(text.split())]
+
+    before, now = hypothesis("of the deadter's side was"), hypothesis("of the deadter site was")
+    assert agreed_prefix(before, now) == 2
+    assert agreed_prefix(before, now, fuzzy=True) == 5
+    assert agreed_prefix(hypothesis("and the cat"), hypothesis("and they cat"), fuzzy=True) == 1
+    assert agreed_prefix(hypothesis("a side"), hypothesis("a seaside"), fuzzy=True) == 1
 
 
 def test_the_prompt_never_repeats_words_whose_audio_is_still_in_the_window() -> None:
