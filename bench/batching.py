@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bench.corpus import default_corpus_dir, load_corpus
-from bench.run import RESULTS_DIR
+from bench.run import RESULTS_DIR, positive_counts
 from models.transcriber import Transcriber, Window
 from service.audio import BYTES_PER_SECOND, read_wav_pcm
 from service.languages import ENGLISH
@@ -59,7 +59,9 @@ class Run:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.batching", description=__doc__.split("\n\n")[0])
     parser.add_argument("--windows", type=int, default=48, help="windows per configuration (default 48)")
-    parser.add_argument("--sizes", type=sizes, default=[2, 4, 8], help="batch sizes (default 2,4,8)")
+    parser.add_argument(
+        "--sizes", type=positive_counts, default=[2, 4, 8], help="batch sizes (default 2,4,8)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration (default 2)")
     parser.add_argument("--corpus", type=Path, default=default_corpus_dir(), help="folder with manifest.json")
     parser.add_argument(
@@ -69,16 +71,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.windows < 1 or args.rounds < 1:
         parser.error("--windows and --rounds must be at least 1")
     return args
-
-
-def sizes(value: str) -> list[int]:
-    try:
-        counts = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated sizes, got {value!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"expected sizes of at least 1, got {value!r}")
-    return counts
 
 
 def cut_windows(corpus: Path, count: int, with_prompts: bool) -> list[Window]:

@@ -71,6 +71,7 @@ from bench.run import (
     offline_settings,
     offline_transcript,
     participant_messages,
+    positive_counts,
     read_counters,
     running_service,
     settled_counters,
@@ -109,10 +110,12 @@ class Failure:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--talkers", type=_counts, help="N of the talking scenario (default 1,2,4,6,8)")
+    parser.add_argument(
+        "--talkers", type=positive_counts, help="N of the talking scenario (default 1,2,4,6,8)"
+    )
     parser.add_argument(
         "--participants",
-        type=_counts,
+        type=positive_counts,
         help=f"N of the turns scenario, multiples of {MEETING_SIZE} (default 5,15,30,45)",
     )
     parser.add_argument("--talk-s", type=float, help="seconds of speech per talker (default 45)")
@@ -151,16 +154,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.talkers = sorted({TALKERS.unit, *args.talkers})
     args.participants = sorted({TURNS.unit, *args.participants})
     return args
-
-
-def _counts(value: str) -> list[int]:
-    try:
-        counts = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated counts, got {value!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"expected counts of at least 1, got {value!r}")
-    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:

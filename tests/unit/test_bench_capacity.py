@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.batching import parse_args as batching_args
 from bench.capacity import parse_args
 from bench.capacity_report import (
     TALKERS,
@@ -34,6 +35,7 @@ from bench.capacity_tracks import (
 from bench.corpus import load_corpus
 from bench.measures import ParticipantRun, StreamCompute
 from bench.metrics import FINAL, Message, TimedWord
+from bench.run import positive_counts
 from service.audio import SAMPLE_RATE, read_wav_pcm
 
 pytestmark = pytest.mark.unit
@@ -267,3 +269,12 @@ def test_the_single_stream_always_runs_and_participants_come_in_whole_meetings()
     assert args.participants == [TURNS.unit, 15, 30]
     with pytest.raises(SystemExit):
         parse_args(["--participants", "12"])
+
+
+@pytest.mark.parametrize("value", ["0", "2,-1", "x", "", " , "])
+def test_counts_on_the_command_line_are_positive_integers(value: str) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--talkers", value])
+    with pytest.raises(SystemExit):
+        batching_args(["--sizes", value])
+    assert positive_counts(" 2, 8 ,") == [2, 8]
