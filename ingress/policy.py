@@ -83,6 +83,9 @@ class PolicyConfig:
     """With this many stable words and no boundary among them, a final is cut at their widest gap
     anyway, so that words never wait for a sentence to end."""
     fuzzy_agreement: bool = True
+    """Words of four letters or more that Whisper respells between hypotheses ("deadter's side",
+    then "deadter site") still agree (difflib ratio >= FUZZY_AGREEMENT): agreement stalled on them
+    for the rest of the sentence."""
     settled_hypotheses: int = 3
     """Words this many consecutive hypotheses agreed on may be cut early whatever their
     probability: more context did not change them, and waiting for the window to fill delayed them
@@ -329,10 +332,7 @@ class ParticipantPolicy:
     def _final_end(self) -> int:
         """Where a final window ends: whisper invents words in trailing silence ("I'm going to
         take a little bit of"), so shortly after the last speech the VAD heard."""
-        speech = self._speech_frames()
-        if not speech:
-            return self._received
-        speech_end = (speech[-1] + 1) * self.config.vad_frame_samples
+        speech_end = self._last_speech_end(self._received)
         return min(self._received, speech_end + self._samples(self.config.final_tail_s))
 
     def _prompt(self) -> str:

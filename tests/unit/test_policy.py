@@ -724,15 +724,7 @@ def test_speech_ending_after_the_last_hypothesis_gets_a_final_window() -> None:
 
 def test_a_last_word_the_model_was_unsure_of_gets_a_final_window() -> None:
     words = say("Ask not what your country", start=0.1)
-
-    def unsure_at_the_edge(plan: WindowPlan) -> list[WordTiming]:
-        heard = in_window(plan, words)
-        if heard and not plan.final:
-            last = heard[-1]
-            heard[-1] = WordTiming(text=" count", start=last.start, end=last.end, probability=0.3)
-        return heard
-
-    session = Session(words=words, model=unsure_at_the_edge)
+    session = Session(words=words, model=unsteady(words))
 
     session.play(until_s=3.072)
 
