@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     whisper_gpu_indices: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [0])
     whisper_cpu_threads: int = Field(default=1, ge=0)
     """CTranslate2 threads per model call on CPU; 0: CTranslate2's default (one per core). One:
-    tiny.en's matrices are too small for a second thread to pay (a call took 12-15 % longer on
-    two threads than on one); the cores serve calls in parallel instead (WHISPER_PARALLEL_CALLS)."""
+    tiny.en's matrices are too small for a second thread to pay (`python -m bench.batching`, one
+    window at a time: 7.1 windows/s on one thread, 6.2 on two); the cores serve calls in parallel
+    instead (WHISPER_PARALLEL_CALLS)."""
     whisper_parallel_calls: int = Field(default=0, ge=0, le=64)
     """Model calls one worker process runs at once (CTranslate2 replicas sharing the weights; a
     batch is split between them); 0: on CPU the cores divided by WHISPER_CPU_THREADS, on GPU one."""
