@@ -82,12 +82,11 @@ def replay(
             next_chunk += 1
         if next_chunk == len(chunks) and not policy.ended:
             policy.end()
-        if clock >= busy_until:
-            for transcript in policy.final_from_last_hypothesis(int(clock * 1000)):
-                out.transcripts.append((clock, transcript))
-                if verbose:
-                    print(f"{clock:7.2f}s settled without a call -> final {transcript.text!r}")
-        plan = policy.next_window(int(clock * 1000)) if clock >= busy_until else None
+        settled, plan = policy.advance(int(clock * 1000)) if clock >= busy_until else ([], None)
+        for transcript in settled:
+            out.transcripts.append((clock, transcript))
+            if verbose:
+                print(f"{clock:7.2f}s settled without a call -> final {transcript.text!r}")
         if plan is None:
             if next_chunk == len(chunks) and not policy.in_flight and clock >= busy_until:
                 break

@@ -297,11 +297,17 @@ class ParticipantPolicy:
         self._planned_until = plan.end
         return plan
 
-    def final_from_last_hypothesis(self, now_ms: int) -> list[Transcript]:
+    def advance(self, now_ms: int) -> tuple[list[Transcript], WindowPlan | None]:
+        """What a caller does now: send the finals that need no model call, then transcribe the
+        window (if any; at most one is in flight) and `apply()` its result."""
+        settled = self._final_from_last_hypothesis(now_ms)
+        return settled, self.next_window(now_ms)
+
+    def _final_from_last_hypothesis(self, now_ms: int) -> list[Transcript]:
         """Finals without a model call, when a final window is due and the last hypothesis already
         heard all of its speech: transcribing the same audio again would cost a call, and the
-        finals would wait for it, for the same words (the benchmark's WER did not move). Call
-        before `next_window()`, which then has nothing left to plan for that speech."""
+        finals would wait for it, for the same words (the benchmark's WER did not move).
+        `next_window()` then has nothing left to plan for that speech."""
         if self._in_flight is not None or not self.has_pending_speech() or not self._final_due(now_ms):
             return []
         end = self._final_end()

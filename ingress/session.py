@@ -143,9 +143,9 @@ class Participant:
         retry_delay_s = RETRY_DELAY_S
         while True:
             self._wake.clear()
-            for transcript in policy.final_from_last_hypothesis(now_ms()):
+            settled, plan = policy.advance(now_ms())
+            for transcript in settled:
                 await self._send(transcript)
-            plan = policy.next_window(now_ms())
             if plan is None:
                 if policy.ended:
                     return

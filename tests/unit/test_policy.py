@@ -165,9 +165,8 @@ class Session:
 
     def step(self, now_ms: int | None = None) -> list[Transcript]:
         now_ms = self.now_ms if now_ms is None else now_ms
-        settled = self.policy.final_from_last_hypothesis(now_ms)
+        settled, plan = self.policy.advance(now_ms)
         self.out += settled
-        plan = self.policy.next_window(now_ms)
         if plan is None:
             return settled
         assert self.model is not None
