@@ -4,6 +4,7 @@ per 512-sample frame, arrival times we choose, and word lists standing in for th
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import time
 import uuid
@@ -266,7 +267,9 @@ def test_never_a_second_window_while_one_is_in_flight() -> None:
 
 
 def test_interims_share_an_id_and_the_final_carries_it() -> None:
-    session = Session(words=say("And so my fellow Americans ask not", start=0.5))
+    # One final for the whole utterance (no phrase cut inside it), so that every interim precedes it.
+    config = PolicyConfig(phrase_without_boundary=False)
+    session = Session(words=say("And so my fellow Americans ask not", start=0.5), config=config)
 
     session.play(until_s=6.0)
 
@@ -306,14 +309,15 @@ def test_agreed_sentence_end_is_cut_as_a_final_while_speech_goes_on() -> None:
     americans, ask = words[4], words[5]
     session = Session(words=words)
 
-    session.play(until_s=5.2)
+    session.play(until_s=4.2)
 
     assert [(t.kind, t.text) for t in session.finals] == [("final", "And so my fellow Americans.")]
+    assert session.interims[-1].text.startswith("Ask")
+    assert session.interims[-1].utterance_id != session.finals[0].utterance_id
+    session.play(until_s=5.2)
     next_start = next(plan.start for plan in session.plans if plan.start > session.plans[0].start)
     overlap = samples(PolicyConfig().overlap_s)  # the next window re-hears a little before the cut
     assert samples(americans.end) <= next_start + overlap <= samples(ask.start)
-    assert session.interims[-1].text.startswith("Ask")
-    assert session.interims[-1].utterance_id != session.finals[0].utterance_id
 
 
 def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
@@ -470,13 +474,36 @@ def test_a_long_unpunctuated_sentence_becomes_final_phrase_by_phrase_while_it_is
 
     early = [t.text for t in during if t.kind == "final"]
     assert len(early) >= 2
-    assert all(config.phrase_min_words <= len(f.split()) <= config.phrase_max_words for f in early)
+    assert all(len(f.split()) >= config.phrase_min_words for f in early)
     # Committing did not cut the audio: every window still starts at the sentence's lead-in.
     assert {plan.start for plan in session.plans} == {session.plans[0].start}
 
     session.play(until_s=words[-1].end + 2.0)
 
     assert " ".join(t.text for t in session.finals) == text
+
+
+def test_stable_words_become_final_a_chunk_later_without_waiting_for_a_boundary() -> None:
+    words = say("we choose to go to the moon in this decade and do the other things not because", 0.5)
+    session = Session(words=words)
+    chunk_s = BROWSER_CHUNK_FRAMES * FRAME / SAMPLE_RATE
+    final_at: list[tuple[float, Transcript]] = []
+    for chunk in range(1, int(words[-1].end / chunk_s) + 1):
+        during = session.play(until_s=chunk * chunk_s)
+        final_at += [(chunk * chunk_s, t) for t in during if t.kind == "final"]
+
+    # Chunks between the one that held each word's end and the one after which it became final.
+    delays = []
+    spoken = iter(words)
+    for sent_s, final in final_at:
+        assert len(final.text.split()) >= session.config.phrase_min_words
+        for _ in final.text.split():
+            end_chunk_s = math.ceil(next(spoken).end / chunk_s) * chunk_s
+            delays.append(round((sent_s - end_chunk_s) / chunk_s))
+    # One chunk: the next result agreed. Two only while the first phrase gathers its three words.
+    assert len(delays) >= len(words) - 4
+    assert max(delays) <= 2
+    assert delays.count(1) > len(delays) / 2
 
 
 def test_a_comma_or_a_pause_ends_a_phrase() -> None:
