@@ -506,6 +506,19 @@ def test_stable_words_become_final_a_chunk_later_without_waiting_for_a_boundary(
     assert delays.count(1) > len(delays) / 2
 
 
+def test_a_phrase_is_not_cut_just_before_a_punctuation_mark_already_heard() -> None:
+    # When "And so my fellow" is stable, "Americans," is heard but not yet agreed on: cutting there
+    # would leave "Americans," as a one-word phrase.
+    words = say("And so my fellow Americans, ask not what your country can do for you", 0.5)
+    session = Session(words=words)
+
+    session.play(until_s=words[-1].end)
+
+    assert session.early_finals >= 2
+    assert session.finals[0].text == "And so my fellow Americans,"
+    assert all(len(t.text.split()) >= session.config.phrase_min_words for t in session.finals)
+
+
 def test_a_comma_or_a_pause_ends_a_phrase() -> None:
     # "And so," is too short to be a phrase; "my fellow Americans," ends one; a pause after "what".
     words = say("And so, my fellow Americans, ask not what", start=0.5)
