@@ -87,7 +87,8 @@ class PolicyConfig:
     `phrase_min_words` of them: waiting for a boundary among them kept most words one result (a
     chunk) longer. Replayed through `bench.simulate.replay` (fixed compute 0.15 s), the English dev
     tracks' words final one chunk after the chunk holding their end went from 35 % to 67 %, word
-    errors 96 -> 94 of 871 (against cutting at the widest gap once five stable words had none)."""
+    errors 96 -> 94 of 871 (against cutting at the widest gap once five stable words had none).
+    False: only punctuation and pauses end a phrase before the end of speech or `max_window_s`."""
     fuzzy_agreement: bool = True
     """Words of four letters or more that Whisper respells between hypotheses ("deadter's side",
     then "deadter site") still agree (difflib ratio >= FUZZY_AGREEMENT): agreement stalled on them
