@@ -56,10 +56,8 @@ class PolicyConfig:
     speech_threshold: float = 0.5
     min_speech_s: float = 0.2
     """Speech (by VAD) a window must hold before it is worth a model call."""
-    speech_pad_s: float = 0.8
-    """Audio kept before the first speech frame: Whisper hears the first words better after a
-    lead-in. Replayed from six chunk offsets (`bench.simulate.replay`, fixed compute), the English
-    dev tracks made 567 word errors with 0.8 s against 588 with 0.4 s (1.2 s: no better)."""
+    speech_pad_s: float = 0.4
+    """Audio kept before the first speech frame: Whisper likes a little lead-in."""
     word_vad_margin_s: float = 0.2
     """A word is kept when the VAD heard speech within this margin of its timestamps."""
     final_tail_s: float = 0.3

@@ -964,7 +964,7 @@ def test_return_audio_gives_each_final_the_pcm_of_its_span() -> None:
     assert len(finals) >= 2 and all(final.pcm for final in finals)
     # The first final's audio starts a lead-in before the first frame the VAD heard as speech.
     first_frame = next(frame for frame in range(10_000) if session.vad(frame)) * FRAME
-    start = max(0, first_frame - samples(PolicyConfig().speech_pad_s))  # or the stream's start
+    start = first_frame - samples(PolicyConfig().speech_pad_s)
     for final in finals:
         assert final.pcm is not None
         assert starts_at(final.pcm, start)  # back to back: no sample twice, none lost
