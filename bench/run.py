@@ -17,12 +17,12 @@ import math
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 
@@ -102,15 +102,27 @@ def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+Number = TypeVar("Number", int, float)
+
+
 def positive_counts(value: str) -> list[int]:
     """An argparse type: "1,2,4" -> [1, 2, 4], every count at least 1 (the benchmarks' N lists)."""
+    return _numbers(value, int, 1, "counts")
+
+
+def non_negative_seconds(value: str) -> list[float]:
+    """An argparse type: "0,0.3" -> [0.0, 0.3], every one at least 0."""
+    return _numbers(value, float, 0, "seconds")
+
+
+def _numbers(value: str, kind: Callable[[str], Number], minimum: Number, what: str) -> list[Number]:
     try:
-        counts = [int(part) for part in value.split(",") if part.strip()]
+        numbers = [kind(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated counts, got {value!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"expected counts of at least 1, got {value!r}")
-    return counts
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {value!r}") from None
+    if not numbers or min(numbers) < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what} of at least {minimum}, got {value!r}")
+    return numbers
 
 
 def main(argv: Sequence[str] | None = None) -> int:

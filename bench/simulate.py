@@ -1,10 +1,13 @@
 """Replay a WAV through the ingress's VAD and streaming policy and the worker's model in one
 process, on a simulated clock: no Redis, no websocket. For tuning and debugging the policy.
 
-    python -m bench.simulate FILE.wav [--speed 1] [--verbose]
+    python -m bench.simulate FILE.wav [--speed 1] [--verbose] [--fixed-compute S] [--offsets 0,0.3]
 
 Chunks arrive every 1.024 s of simulated time; a model call occupies the simulated clock for
-its measured compute time, and chunks that arrive meanwhile join the next window.
+its measured compute time, and chunks that arrive meanwhile join the next window. Word errors
+and final-word latency are measured as `make bench` measures them (`bench.metrics`). Where the
+chunks fall moves a single run by a few words: `--offsets` replays the file after each of these
+seconds of leading silence.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.scoring import error_rate
+from bench.metrics import Message, TimedWord, count_errors, final_word_latencies, percentile
+from bench.run import non_negative_seconds, offline_transcript
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.vad import SileroVad
 from models.transcriber import Transcriber
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32, read_wav_pcm
+from service.languages import ENGLISH
 from service.settings import Settings
 
 CHUNK_SAMPLES = 16_384
@@ -29,20 +34,11 @@ CHUNK_SAMPLES = 16_384
 @dataclass
 class Replay:
     transcripts: list[tuple[float, Transcript]] = field(default_factory=list)
+    """(simulated emission time, transcript), in order."""
+    sent_at: list[float] = field(default_factory=list)
+    """Simulated arrival time of each chunk."""
     calls: int = 0
     compute_s: float = 0.0
-
-    def final_word_latencies(self) -> list[float]:
-        """Per final word, emission time minus when its audio ended (word ends spread evenly
-        over the final's span: the policy keeps word times, transcripts only the span)."""
-        latencies = []
-        for emitted, transcript in self.transcripts:
-            if transcript.kind != "final":
-                continue
-            count = len(transcript.text.split())
-            span = transcript.end_s - transcript.start_s
-            latencies += [emitted - (transcript.start_s + span * (k + 1) / count) for k in range(count)]
-        return latencies
 
     @property
     def finals(self) -> list[Transcript]:
@@ -50,6 +46,9 @@ class Replay:
 
     def text(self) -> str:
         return " ".join(t.text for t in self.finals)
+
+    def messages(self) -> list[Message]:
+        return [Message(emitted, t.kind, t.utterance_id, t.text) for emitted, t in self.transcripts]
 
 
 def replay(
@@ -69,6 +68,8 @@ def replay(
 
     def arrival_s(index: int) -> float:
         return (index + 1) * CHUNK_SAMPLES / SAMPLE_RATE / speed
+
+    out.sent_at = [arrival_s(index) for index in range(len(chunks))]
 
     clock = 0.0
     busy_until = 0.0
@@ -147,25 +148,42 @@ def main() -> None:
         type=float,
         help="advance the simulated clock this many seconds per call instead of the measured time",
     )
+    parser.add_argument(
+        "--offsets",
+        type=non_negative_seconds,
+        default=[0.0],
+        help="replay after each of these seconds of leading silence (default 0)",
+    )
     args = parser.parse_args()
     pcm = read_wav_pcm(args.wav)
     transcriber = Transcriber.from_settings(Settings())
     config = policy_config(args.set)
-    result = replay(
-        pcm, transcriber, config, verbose=args.verbose, speed=args.speed, fixed_compute_s=args.fixed_compute
-    )
     reference_path = args.reference or args.wav.removesuffix(".wav") + ".txt"
     reference = Path(reference_path).read_text(encoding="utf-8")
-    offline = "".join(w.text for w in transcriber.transcribe_recording(pcm, "en").words)
-    streamed_wer, offline_wer = error_rate(reference, result.text()), error_rate(reference, offline)
-    print(f"streamed WER {streamed_wer:.3f}  offline WER {offline_wer:.3f}")
-    latencies = sorted(result.final_word_latencies())
-    if latencies:
-        median, p90 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.9)]
-        print(f"final-word latency median {median:.2f} s, p90 {p90:.2f} s ({len(result.finals)} finals)")
-    print(
-        f"calls {result.calls}, compute {result.compute_s:.1f} s for {len(pcm) / 2 / SAMPLE_RATE:.1f} s audio"
-    )
+    offline = offline_transcript(transcriber, pcm, ENGLISH)
+    offline_errors = count_errors(reference, " ".join(w.text for w in offline.words), ENGLISH)
+    print(f"offline: {offline_errors.errors} word errors of {offline_errors.reference_words}")
+    for offset in args.offsets:
+        silence = bytes(round(offset * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES)
+        result = replay(
+            silence + pcm,
+            transcriber,
+            config,
+            verbose=args.verbose,
+            speed=args.speed,
+            fixed_compute_s=args.fixed_compute,
+        )
+        errors = count_errors(reference, result.text(), ENGLISH)
+        shifted = [TimedWord(w.text, w.start + offset, w.end + offset) for w in offline.words]
+        latencies = final_word_latencies(
+            shifted, result.messages(), result.sent_at, CHUNK_SAMPLES, ENGLISH
+        ).latencies
+        print(
+            f"offset {offset:.2f} s: {errors.errors} word errors, final-word latency median"
+            f" {percentile(latencies, 50) or 0:.2f} s,"
+            f" p90 {percentile(latencies, 90) or 0:.2f} s, {len(result.finals)} finals,"
+            f" {result.calls} calls, {result.compute_s:.1f} s compute"
+        )
 
 
 if __name__ == "__main__":
