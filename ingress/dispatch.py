@@ -108,7 +108,13 @@ class Dispatcher:
         return len([key async for key in self._redis.scan_iter(match=names.worker_heartbeat_pattern())])
 
     async def transcribe(
-        self, pcm: bytes, language: str, prompt: str, timeout_s: float, final: bool = False
+        self,
+        pcm: bytes,
+        language: str,
+        prompt: str,
+        timeout_s: float,
+        final: bool = False,
+        prefix: str = "",
     ) -> WindowResult:
         """Send one window and wait for its result; raises TranscriptionError on any failure."""
         request_id = uuid.uuid4().hex
@@ -118,6 +124,7 @@ class Dispatcher:
             reply_to=self.reply_stream,
             language=language,
             prompt=prompt,
+            prefix=prefix,
         )
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future

@@ -133,6 +133,10 @@ class Window:
     pcm: bytes
     language: str
     prompt: str = ""
+    prefix: str = ""
+    """Text already final for the window's first seconds (its left context): the decoder is made
+    to start with it, so it continues after it instead of transcribing that audio afresh, and its
+    words are not returned."""
 
 
 def pick_device(requested: Device) -> str:
@@ -315,7 +319,11 @@ class Transcriber:
         features = np.zeros((len(live), mels[live[0]].shape[0], batch_frames(seconds)), dtype=np.float32)
         for row, index in enumerate(live):
             features[row, :, : frames[row]] = mels[index]
-        prompts = [self._prompt(tokenizer, windows[index].prompt) for index in live]
+        prefixes = [_prefix_tokens(tokenizer, windows[index].prefix) for index in live]
+        prompts = [
+            self._prompt(tokenizer, windows[index].prompt) + prefix
+            for index, prefix in zip(live, prefixes, strict=True)
+        ]
         budgets = [
             decoder_max_length(len(prompt), token_budget(duration))
             for prompt, duration in zip(prompts, seconds, strict=True)
@@ -341,13 +349,15 @@ class Transcriber:
                     mel = ctranslate2.StorageView.from_array(np.ascontiguousarray(features[row : row + 1]))
                     output = self._generate(mel, [prompts[row]], budgets[row], suppress)[0]
                 results[row] = output
+        # CTranslate2 returns the prefix with the new tokens: both are aligned, so the new words'
+        # times fall after the prefix's audio, and only the new ones are scored and kept.
         text_tokens = [
             [token for token in result.sequences_ids[0] if token < tokenizer.eot] for result in results
         ]
         alignments = model.find_alignment(tokenizer, text_tokens, encoder_output, frames)
         for row, index in enumerate(live):
             result = results[row]
-            text = tokenizer.decode(text_tokens[row])
+            text = tokenizer.decode(text_tokens[row][len(prefixes[row]) :])
             length = len(result.sequences_ids[0])
             avg_logprob = result.scores[0] * length / (length + 1)
             if (result.no_speech_prob > NO_SPEECH_PROB and avg_logprob <= LOW_LOGPROB) or not text.strip():
@@ -357,7 +367,7 @@ class Transcriber:
                 result.no_speech_prob,
                 avg_logprob,
                 get_compression_ratio(text.strip()),
-                timed_words(alignments[row], frames[row] / FRAMES_PER_SECOND),
+                timed_words(alignments[row], frames[row] / FRAMES_PER_SECOND, len(prefixes[row])),
             )
             heard[index] = _kept_words([segment])
         return heard
@@ -454,12 +464,24 @@ def _rows(encoder_output: Any, rows: list[int]) -> Any:
     return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoder_output)[rows]))
 
 
-def timed_words(alignment: list[dict[str, Any]], duration_s: float) -> list[WordTiming]:
+def _prefix_tokens(tokenizer: Any, prefix: str) -> list[int]:
+    return list(tokenizer.encode(" " + prefix.strip())) if prefix.strip() else []
+
+
+def timed_words(
+    alignment: list[dict[str, Any]], duration_s: float, prefix_tokens: int = 0
+) -> list[WordTiming]:
     """Words with times from a window's alignment, by faster-whisper's rules for a segment that
     starts its window (`WhisperModel.add_word_timestamps`, no speech before it): words at sentence
     ends and a first word after silence held to twice the median word length, punctuation joined
-    to its word, the last word kept within half a second past the segment's end."""
+    to its word, the last word kept within half a second past the segment's end. The words that
+    begin within the first `prefix_tokens` tokens (the window's prefix) are left out."""
     from faster_whisper.transcribe import merge_punctuations
+
+    first_token = 0
+    for word in alignment:
+        word["in_prefix"] = first_token < prefix_tokens
+        first_token += len(word["tokens"])
 
     lengths = [word["end"] - word["start"] for word in alignment]
     spoken = [length for length in lengths if length != 0]
@@ -480,6 +502,7 @@ def timed_words(alignment: list[dict[str, Any]], duration_s: float) -> list[Word
             "start": round(w["start"], 2),
             "end": round(w["end"], 2),
             "probability": w["probability"],
+            "in_prefix": w["in_prefix"],
         }
         for w in alignment
         if w["word"]
@@ -499,4 +522,5 @@ def timed_words(alignment: list[dict[str, Any]], duration_s: float) -> list[Word
     return [
         WordTiming(text=t["word"], start=t["start"], end=t["end"], probability=t["probability"])
         for t in times
+        if not t["in_prefix"]
     ]

@@ -24,6 +24,8 @@ class WindowRequest(_Message):
     language: str
     prompt: str = ""
     """Text of the participant's last finals, to condition the decoder."""
+    prefix: str = ""
+    """Text of the committed audio the window starts with: the decoder continues after it."""
 
 
 class WordTiming(_Message):

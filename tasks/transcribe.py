@@ -131,7 +131,8 @@ def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest
         except UnsupportedLanguageError as error:
             answers[index] = Answer(failure(request, "unsupported_language", str(error)))
             continue
-        ready.append((index, Window(pcm=pcm, language=request.language, prompt=request.prompt)))
+        window = Window(pcm=pcm, language=request.language, prompt=request.prompt, prefix=request.prefix)
+        ready.append((index, window))
     outcomes = transcribe_windows(resources.transcriber, [window for _, window in ready])
     for (index, _), outcome in zip(ready, outcomes, strict=True):
         request = requests[index]

@@ -83,3 +83,17 @@ def test_silence_in_a_batch_is_heard_as_nothing(
     empty = Window(pcm=b"", language="en")
     out = transcriber.transcribe_batch([windows[0], silence, empty])
     assert out[0].words and out[1].words == [] and out[2].words == []
+
+
+def test_a_window_with_a_prefix_hears_only_the_words_after_it_at_their_own_times(
+    transcriber: Transcriber, wav: Callable[[str], bytes]
+) -> None:
+    pcm = wav("jfk_ask_not")
+    whole = transcriber.transcribe_batch([Window(pcm=pcm, language="en")])[0].words
+    texts = [w.text.strip(" ,.").lower() for w in whole]
+    first_new = texts.index("ask")
+    prefix = "".join(w.text for w in whole[:first_new])
+    after = transcriber.transcribe_batch([Window(pcm=pcm, language="en", prefix=prefix)])[0].words
+    assert [w.text.strip(" ,.").lower() for w in after] == texts[first_new:]
+    # Aligned after the prefix's audio, as in the window without one.
+    assert [w.start for w in after] == pytest.approx([w.start for w in whole[first_new:]], abs=0.3)

@@ -90,6 +90,25 @@ def test_words_get_rounded_times_and_their_punctuation() -> None:
     assert all(w.probability == 0.9 for w in words)
 
 
+def test_the_words_of_the_prefix_are_left_out_and_the_new_ones_keep_their_times() -> None:
+    alignment = aligned(
+        (" The", 0.0, 0.3),
+        (" ward", 0.3, 0.7),
+        (".", 0.7, 0.75),
+        (" Bad", 1.2, 1.5),
+        (" cases", 1.5, 1.9),
+    )
+    words = timed_words(alignment, 3.0, prefix_tokens=3)
+    assert [(w.text, w.start, w.end) for w in words] == [(" Bad", 1.2, 1.5), (" cases", 1.5, 1.9)]
+
+
+def test_punctuation_the_decoder_adds_after_the_prefix_goes_with_the_prefix_word() -> None:
+    """The comma belongs to a word already final: nothing new is made of it."""
+    alignment = aligned((" fellow", 0.0, 0.3), (" Americans", 0.3, 0.9), (",", 0.9, 0.95), (" ask", 1.2, 1.4))
+    words = timed_words(alignment, 3.0, prefix_tokens=2)
+    assert [w.text for w in words] == [" ask"]
+
+
 def test_a_word_after_a_sentence_end_is_held_to_twice_the_median_word() -> None:
     alignment = aligned((" One", 0.0, 0.3), (".", 0.3, 0.35), (" Two", 0.35, 3.0), (" three", 3.0, 3.3))
     words = timed_words(alignment, 4.0)
