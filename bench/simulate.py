@@ -23,7 +23,7 @@ from bench.metrics import Message, TimedWord, count_errors, final_word_latencies
 from bench.run import non_negative_seconds, offline_transcript
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.vad import SileroVad
-from models.transcriber import Transcriber
+from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32, read_wav_pcm
 from service.languages import ENGLISH
 from service.settings import Settings
@@ -94,7 +94,7 @@ def replay(
             clock = max(busy_until, min(clock + 0.05, arrival_s(next_chunk)))
             continue
         started = time.perf_counter()
-        result = transcriber.transcribe(plan.pcm, language, plan.prompt)
+        result = transcriber.transcribe_batch([Window(plan.pcm, language, plan.prompt, plan.prefix)])[0]
         spent = time.perf_counter() - started
         out.calls += 1
         out.compute_s += spent

@@ -156,7 +156,12 @@ class Participant:
             settings = self._context.settings
             try:
                 result = await self._context.dispatcher.transcribe(
-                    plan.pcm, self.language, plan.prompt, settings.transcription_timeout_s, final=plan.final
+                    plan.pcm,
+                    self.language,
+                    plan.prompt,
+                    settings.transcription_timeout_s,
+                    final=plan.final,
+                    prefix=plan.prefix,
                 )
             except TranscriptionError as error:
                 policy.abandon(plan)

@@ -80,19 +80,26 @@ def say(
     return words
 
 
+def window_clock(plan: WindowPlan) -> float:
+    """Stream time of the window's first sample, had its context been heard just before its new
+    audio (the model's times count from the start of the context)."""
+    return (plan.start - plan.context_samples) / SAMPLE_RATE
+
+
 def in_window(plan: WindowPlan, words: Sequence[Spoken]) -> list[WordTiming]:
-    """What a perfect model hears in `plan`: the words wholly inside it, in window time."""
-    offset, limit = plan.start / SAMPLE_RATE, plan.end / SAMPLE_RATE
+    """What a perfect model hears in `plan`: the words wholly inside its audio that end in its new
+    audio (those of its context are its prefix, and a cut never falls inside them), in window time."""
+    offset = window_clock(plan)
     return [
         WordTiming(text=w.text, start=w.start - offset, end=w.end - offset, probability=w.probability)
         for w in words
-        if w.start >= offset - 1e-6 and w.end <= limit + 1e-6
+        if w.start >= offset - 1e-6 and plan.start / SAMPLE_RATE < w.end <= plan.end / SAMPLE_RATE + 1e-6
     ]
 
 
 def timings(plan: WindowPlan, *words: tuple[str, float, float]) -> list[WordTiming]:
     """Hand-written model output with stream times, converted to the window's clock."""
-    offset = plan.start / SAMPLE_RATE
+    offset = window_clock(plan)
     return [WordTiming(text=t, start=s - offset, end=e - offset, probability=0.9) for t, s, e in words]
 
 
@@ -304,10 +311,12 @@ def test_an_interim_repeating_the_last_text_is_not_sent_again() -> None:
 # ---- LocalAgreement: sentence ends ----------------------------------------------------------------
 
 
-def test_agreed_sentence_end_is_cut_as_a_final_while_speech_goes_on() -> None:
+@pytest.mark.parametrize("context_s", [0.0, 9.0], ids=["overlap", "context"])
+def test_agreed_sentence_end_is_cut_as_a_final_while_speech_goes_on(context_s: float) -> None:
     words = say(JFK, start=0.5)
     americans, ask = words[4], words[5]
-    session = Session(words=words)
+    config = PolicyConfig(context_s=context_s)
+    session = Session(words=words, config=config)
 
     session.play(until_s=4.2)
 
@@ -315,9 +324,12 @@ def test_agreed_sentence_end_is_cut_as_a_final_while_speech_goes_on() -> None:
     assert session.interims[-1].text.startswith("Ask")
     assert session.interims[-1].utterance_id != session.finals[0].utterance_id
     session.play(until_s=5.2)
-    next_start = next(plan.start for plan in session.plans if plan.start > session.plans[0].start)
-    overlap = samples(PolicyConfig().overlap_s)  # the next window re-hears a little before the cut
-    assert samples(americans.end) <= next_start + overlap <= samples(ask.start)
+    after = next(plan for plan in session.plans if plan.start > session.plans[0].start)
+    # The next window re-hears a little before the cut, or starts at it after the final's audio.
+    overlap = 0 if context_s else samples(config.overlap_s)
+    assert samples(americans.end) <= after.start + overlap <= samples(ask.start)
+    assert after.prefix == ("And so my fellow Americans." if context_s else "")
+    assert after.prompt == ("" if context_s else "And so my fellow Americans.")
 
 
 def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
@@ -475,8 +487,15 @@ def test_a_long_unpunctuated_sentence_becomes_final_phrase_by_phrase_while_it_is
     early = [t.text for t in during if t.kind == "final"]
     assert len(early) >= 2
     assert all(len(f.split()) >= config.phrase_min_words for f in early)
-    # Committing did not cut the audio: every window still starts at the sentence's lead-in.
-    assert {plan.start for plan in session.plans} == {session.plans[0].start}
+    # Every window still hears the sentence from its lead-in: the words already final as its
+    # prefix, their audio before the new audio.
+    assert {plan.start - plan.context_samples for plan in session.plans} == {session.plans[0].start}
+    finals_before = [
+        " ".join(t.text for t in session.finals if t.end_s * SAMPLE_RATE <= plan.start)
+        for plan in session.plans
+    ]
+    assert [plan.prefix for plan in session.plans] == finals_before
+    assert len({plan.prefix for plan in session.plans}) >= 3
 
     session.play(until_s=words[-1].end + 2.0)
 
@@ -598,8 +617,7 @@ def test_past_max_window_a_final_is_cut_at_the_widest_gap_among_stable_words() -
 
     rest = session.play(until_s=12.0)
 
-    overlap = samples(PolicyConfig().overlap_s)
-    assert samples(decade.end) <= session.plans[-1].start + overlap <= samples(and_.start)
+    assert samples(decade.end) <= session.plans[-1].start <= samples(and_.start)
     assert [t.text for t in rest if t.kind == "final"] == [during[-1].text + " hard"]
 
 
@@ -933,7 +951,8 @@ def test_ts_never_goes_back_even_when_chunks_arrive_in_a_burst() -> None:
 
 def test_prompt_holds_the_last_finals() -> None:
     words = say("First one.", 0.5) + say("Second one.", 3.0) + say("Third one.", 5.5) + say("Fourth", 8.0)
-    session = Session(words=words, config=PolicyConfig(max_prompt_finals=2))
+    # No context: every final is before the windows that follow it.
+    session = Session(words=words, config=PolicyConfig(max_prompt_finals=2, context_s=0))
 
     session.play(until_s=11.0)
 
@@ -942,6 +961,52 @@ def test_prompt_holds_the_last_finals() -> None:
     assert prompts[0] == ""
     assert "First one. Second one." in prompts
     assert prompts[-1] == "Second one. Third one."
+
+
+# ---- context: finals heard again before the new audio ------------------------------------------
+
+
+def test_after_a_pause_the_window_starts_with_the_last_final_its_audio_and_its_text() -> None:
+    words = say("First one.", 0.5) + say("Second part here", 2.8)
+    session = Session(words=words, config=PolicyConfig(return_audio=True))
+
+    session.play(until_s=4.2)
+
+    first = session.finals[0]
+    assert first.text == "First one." and first.pcm is not None
+    after = [plan for plan in session.plans if plan.start > samples(first.end_s)]
+    assert after
+    for plan in after:
+        context = plan.pcm[: plan.context_samples * SAMPLE_WIDTH_BYTES]
+        assert context == first.pcm  # the final's own audio, joined to the new speech's lead-in
+        assert starts_at(plan.pcm[len(context) :], plan.start)
+        assert plan.prefix == "First one." and plan.prompt == ""
+    session.play(until_s=6.0)
+    assert " ".join(t.text for t in session.finals) == "First one. Second part here"
+
+
+def test_a_window_with_its_context_lasts_at_most_context_s() -> None:
+    config = PolicyConfig(context_s=4.0)
+    words = say(JFK, start=0.5) + say(JFK, start=12.0) + say(JFK, start=23.5)
+    session = Session(words=words, config=config)
+
+    session.play(until_s=words[-1].end + 2.0)
+
+    with_context = [plan for plan in session.plans if plan.context_samples]
+    assert len(with_context) >= 5
+    assert all(len(plan.pcm) // SAMPLE_WIDTH_BYTES <= samples(config.context_s) for plan in with_context)
+    assert " ".join(t.text for t in session.finals) == " ".join([JFK] * 3)
+
+
+def test_finals_that_do_not_fit_in_the_context_go_to_the_prompt() -> None:
+    words = say("First one.", 0.5) + say("Second one.", 3.0) + say("Third one.", 5.5) + say("Fourth", 8.0)
+    session = Session(words=words, config=PolicyConfig(max_prompt_finals=2, context_s=3.0))
+
+    session.play(until_s=11.0)
+
+    assert [t.text for t in session.finals] == ["First one.", "Second one.", "Third one.", "Fourth"]
+    last = session.plans[-1]
+    assert (last.prompt, last.prefix) == ("First one. Second one.", "Third one.")
 
 
 def test_no_prompt_when_max_prompt_finals_is_zero() -> None:
