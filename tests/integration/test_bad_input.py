@@ -340,8 +340,11 @@ def test_audio_faster_than_the_rate_limit_is_refused_and_the_rest_is_kept(
     hasty = normalize_text(dirty.transcript("hasty")).split()
     spoken = normalize_text(reference(JFK)).split()
     print(f"hasty: {dirty.transcript('hasty')!r}")
-    assert 2 <= len(hasty) <= 8
-    assert hasty[:-1] == spoken[: len(hasty) - 1]  # the last word may be cut by the refused chunk
+    # The burst ends at 3.07 s, inside "ask": the five words said before it are heard exactly; the
+    # cut word may be heard as anything ("ask", "asked the..."), but not as a sentence more.
+    said_before_the_cut = spoken[:5]
+    assert hasty[:5] == said_before_the_cut
+    assert len(hasty) <= 8
     assert_transcript(dirty, "calm", reference(JFK))
     assert_untouched_neighbour(beside, reference(JFK))
 
