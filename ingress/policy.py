@@ -109,10 +109,9 @@ class PolicyConfig:
     end Whisper may close the window ("again last week." and not a word of the 10 s that followed,
     window after window, in a held-out voice), most often when a prompt or prefix precedes it;
     then its last words' times stretched over the skipped speech and a cut after them lost it.
-    The window of a stalled hypothesis is heard again at once without context and prompt, and
-    the next ones too until a final is cut from one that did not stall; a final window that stalled
-    with either is transcribed again without them. (Cutting after a stalled hypothesis' last word
-    lost speech when that word's time had stretched over part of what Whisper skipped.) 0: no check."""
+    A stalled hypothesis is cut right after its last word when the previous one agreed on it and
+    the VAD heard speech after it, and the next windows go without context and prompt until a
+    final; a final window that stalled with either is transcribed again without. 0: no check."""
     stalled_min_speech_s: float = 3.0
     settled_hypotheses: int = 3
     """Words this many consecutive hypotheses agreed on may be cut early whatever their
@@ -441,6 +440,8 @@ class ParticipantPolicy:
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
         heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]
         cut = self._choose_cut(words, stable, heard, plan)
+        if cut is None and stalled:
+            cut = self._cut_after_stalled(words, stable, plan)
         # Context and prompt come back with the first final cut from a window that did not stall.
         self._context_paused = stalled or (self._context_paused and cut is None)
         if cut is None and retry:
@@ -469,6 +470,21 @@ class ParticipantPolicy:
         if speech_s < self.config.stalled_min_speech_s:
             return False
         return len(words) < self.config.stalled_words_per_s * speech_s
+
+    def _cut_after_stalled(
+        self, words: list[Word], stable: int, plan: WindowPlan
+    ) -> tuple[int, int, bool] | None:
+        """A cut after the last word of a hypothesis that stopped early, when the previous one
+        agreed on all of it and the VAD heard at least `unheard_speech_s` of speech after it (a last
+        word stretched over the skipped speech has none after it): the next window then starts at
+        the speech Whisper skipped, as a final window that stopped short does (`_final_cut`)."""
+        if not words or stable < len(words):
+            return None
+        last_end = self._samples(words[-1].end)
+        after = self._speech_starts(last_end, plan.end)
+        if len(after) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
+            return None
+        return len(words) - 1, (last_end + after[0]) // 2, True
 
     def _final_cut(self, words: list[Word], plan: WindowPlan) -> int:
         """Where a final window's commit ends: at its end, unless the VAD heard a long stretch of

@@ -755,7 +755,7 @@ def spoken_text(words: Sequence[Spoken]) -> str:
     return " ".join(w.text.strip() for w in words)
 
 
-def test_speech_a_hypothesis_stopped_short_of_is_heard_at_once_without_context_and_prompt() -> None:
+def test_a_hypothesis_that_stopped_early_is_cut_after_its_last_word_and_the_rest_heard_at_once() -> None:
     model = stops_at_first_sentence_end(STALLING_SPEECH, stretch_last=False)
     session = Session(words=STALLING_SPEECH, model=model)
 
