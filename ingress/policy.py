@@ -481,8 +481,9 @@ class ParticipantPolicy:
         if not words or stable < len(words):
             return None
         last_end = self._samples(words[-1].end)
-        after = self._speech_starts(last_end, plan.end)
-        if len(after) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
+        frame = self.config.vad_frame_samples
+        after = [index * frame for index in self._speech_frames() if last_end <= index * frame < plan.end]
+        if len(after) * frame < self._samples(self.config.unheard_speech_s):
             return None
         return len(words) - 1, (last_end + after[0]) // 2, True
 
@@ -493,8 +494,9 @@ class ParticipantPolicy:
         if not words:
             return plan.end
         last_end = self._samples(words[-1].end)
-        after = self._speech_starts(last_end, plan.end)
-        if len(after) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
+        frame = self.config.vad_frame_samples
+        after = [index for index in self._speech_frames() if last_end <= index * frame < plan.end]
+        if len(after) * frame < self._samples(self.config.unheard_speech_s):
             return plan.end
         return min(plan.end, last_end + self._samples(self.config.final_tail_s))
 
@@ -624,24 +626,8 @@ class ParticipantPolicy:
                 )
                 self._drop_until(self._committed_until)
             return None
-        return index, self._cut_between(words[index], words[index + 1]), trim
-
-    def _cut_between(self, last: Word, following: Word) -> int:
-        """The cut after `last`: the middle of the gap before `following`, unless the VAD heard
-        `unheard_speech_s` of speech in that gap. Whisper skipped that speech (a hypothesis of a
-        window whose result came late jumped from "left a" to "She told him", 12 s on), so the cut
-        goes in the silence right after `last` and the skipped speech stays pending."""
-        last_end = self._samples(last.end)
-        following_start = max(self._samples(following.start), last_end)
-        skipped = self._speech_starts(last_end, following_start)
-        if len(skipped) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
-            return (last_end + following_start) // 2
-        return (last_end + skipped[0]) // 2
-
-    def _speech_starts(self, start: int, end: int) -> list[int]:
-        """First samples of the pending speech frames that start in [start, end)."""
-        frame = self.config.vad_frame_samples
-        return [index * frame for index in self._speech_frames() if start <= index * frame < end]
+        gap_middle = (words[index].end + max(words[index + 1].start, words[index].end)) / 2
+        return index, round(gap_middle * self._rate), trim
 
     def _phrase_end_without_boundary(
         self, words: list[Word], long_enough: list[int], last_boundary: int
