@@ -103,16 +103,6 @@ class PolicyConfig:
     WER 13.1 % -> 12.1 % (offline 11.9 %), compute per speech second 2.9x -> 3.1x offline.
     0: no context; committed audio stays in the window only as `overlap_s` and behind phrase
     finals until a sentence end."""
-    stalled_words_per_s: float = 1.0
-    """A hypothesis with fewer words than this per second of the speech the VAD heard in the
-    window's pending audio (at least `stalled_min_speech_s` of it) stopped early: after a sentence
-    end Whisper may close the window ("again last week." and not a word of the 10 s that followed,
-    window after window, in a held-out voice), most often when a prompt or prefix precedes it;
-    then its last words' times stretched over the skipped speech and a cut after them lost it.
-    A stalled hypothesis is cut right after its last word when the previous one agreed on it and
-    the VAD heard speech after it, and the next windows go without context and prompt until a
-    final; a final window that stalled with either is transcribed again without. 0: no check."""
-    stalled_min_speech_s: float = 3.0
     settled_hypotheses: int = 3
     """Words this many consecutive hypotheses agreed on may be cut early whatever their
     probability: more context did not change them, and waiting for the window to fill delayed them
@@ -258,9 +248,6 @@ class ParticipantPolicy:
         """Recent finals and the sample their audio ends at: only those whose audio has left the
         window go into the prompt (Whisper would otherwise skip the words it hears again)."""
         self._ending = False
-        self._context_paused = False
-        """A window stopped early: the next ones go without context and prompt until a final is
-        cut from one that did not."""
 
     # ---- input -------------------------------------------------------------------------------
 
@@ -374,7 +361,6 @@ class ParticipantPolicy:
         ]
         self._set_hypothesis([], [])
         self._planned_until = end
-        self._context_paused = False
         return self._commit(words, until_sample=end)
 
     def _final_due(self, now_ms: int) -> bool:
@@ -393,7 +379,7 @@ class ParticipantPolicy:
     def _prompt(self, context_finals: int) -> str:
         """The last finals before the window and its context (both are heard, not prompted:
         Whisper would otherwise skip the words it hears again)."""
-        if not self.config.max_prompt_finals or self._context_paused:
+        if not self.config.max_prompt_finals:
             return ""
         limit = self._window_start + self._samples(self.config.overlap_s)
         earlier = list(self._finals)[: len(self._finals) - context_finals]
@@ -402,8 +388,7 @@ class ParticipantPolicy:
 
     def _context(self, new_samples: int) -> list[_Final]:
         """The last finals whose audio goes before the window's, `context_s` in all at most."""
-        paused = self._context_paused or self._window_start < self._committed_until
-        if not self.config.context_s or paused:
+        if not self.config.context_s or self._window_start < self._committed_until:
             return []
         budget = self._samples(self.config.context_s) - new_samples
         chosen: list[_Final] = []
@@ -426,26 +411,13 @@ class ParticipantPolicy:
             raise ValueError("apply() takes the result of the window in flight, in order")
         self._in_flight = None
         words = self._to_stream_words(plan, window_words)
-        stalled = self._stalled(plan, words)
-        # Heard again at once without context and prompt (a final window stays due).
-        retry = stalled and bool(plan.context_samples or plan.prompt)
         if plan.final:
-            self._context_paused = retry
-            if retry:
-                self._planned_until = self._window_start
-                return []
             self._set_hypothesis([], [])
             return self._commit(words, until_sample=self._final_cut(words, plan))
         self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
         heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]
         cut = self._choose_cut(words, stable, heard, plan)
-        if cut is None and stalled:
-            cut = self._cut_after_stalled(words, stable, plan)
-        # Context and prompt come back with the first final cut from a window that did not stall.
-        self._context_paused = stalled or (self._context_paused and cut is None)
-        if cut is None and retry:
-            self._planned_until = self._window_start
         out: list[Transcript] = []
         if cut is not None:
             index, cut_sample, trim = cut
@@ -460,32 +432,6 @@ class ParticipantPolicy:
         return out
 
     # ---- helpers -----------------------------------------------------------------------------
-
-    def _stalled(self, plan: WindowPlan, words: Sequence[Word]) -> bool:
-        """Whether a window came back with far fewer words than the speech the VAD heard in it."""
-        if not self.config.stalled_words_per_s:
-            return False
-        frame = self.config.vad_frame_samples
-        speech_s = sum(1 for i in self._speech_frames() if i * frame < plan.end) * frame / self._rate
-        if speech_s < self.config.stalled_min_speech_s:
-            return False
-        return len(words) < self.config.stalled_words_per_s * speech_s
-
-    def _cut_after_stalled(
-        self, words: list[Word], stable: int, plan: WindowPlan
-    ) -> tuple[int, int, bool] | None:
-        """A cut after the last word of a hypothesis that stopped early, when the previous one
-        agreed on all of it and the VAD heard at least `unheard_speech_s` of speech after it (a last
-        word stretched over the skipped speech has none after it): the next window then starts at
-        the speech Whisper skipped, as a final window that stopped short does (`_final_cut`)."""
-        if not words or stable < len(words):
-            return None
-        last_end = self._samples(words[-1].end)
-        frame = self.config.vad_frame_samples
-        after = [index * frame for index in self._speech_frames() if last_end <= index * frame < plan.end]
-        if len(after) * frame < self._samples(self.config.unheard_speech_s):
-            return None
-        return len(words) - 1, (last_end + after[0]) // 2, True
 
     def _final_cut(self, words: list[Word], plan: WindowPlan) -> int:
         """Where a final window's commit ends: at its end, unless the VAD heard a long stretch of
