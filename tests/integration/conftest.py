@@ -19,12 +19,9 @@ from service.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 STREAM_TIMEOUT_S = 300
-TEST_SPEED = 2.0
+TEST_SPEED = 3.0
 """Tests stream faster than real time where timing does not matter (the policy is driven by the
-audio and its VAD, not by the wall clock, except for the idle flush). Not faster: on a slow CPU
-(a tiny.en window took ~0.9 s on a 2 GHz first-generation EPYC) 3x piled ~3 s of new audio into
-each window, and Whisper then sometimes skipped a phrase (JFK's "your country can do for you,
-ask what"), as live windows at 1x, with a second of new audio each, seldom do."""
+audio and its VAD, not by the wall clock, except for the idle flush)."""
 
 
 @dataclass
