@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.perturb import read_samples, write_wav
+from bench.corpus import NO_LANGUAGE
+from bench.perturb import audio_files, read_samples, write_wav
 from service.audio import SAMPLE_RATE
 
 PASSAGES_FILE = Path(__file__).with_name("heldout_passages.txt")
@@ -225,6 +226,18 @@ def build_corpus(out: Path, seed: int, voices: dict[str, Voice] = VOICES) -> lis
     return items
 
 
+def copy_items_without_speech(source: Path, out: Path) -> list[dict[str, Any]]:
+    """The silence and noise items of another corpus (language "none"), copied into `out`: the
+    benchmark's targets of no words and no compute on them."""
+    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))
+    entries = [entry for entry in manifest["items"] if entry["language"] == NO_LANGUAGE]
+    for entry in entries:
+        for audio, reference in audio_files(entry):
+            shutil.copyfile(source / audio, out / audio)
+            shutil.copyfile(source / reference, out / reference)
+    return entries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -240,12 +253,7 @@ def main() -> None:
     args = parser.parse_args()
     items = build_corpus(args.out, args.seed)
     if args.with_silence:
-        manifest = json.loads((args.with_silence / "manifest.json").read_text(encoding="utf-8"))
-        for entry in manifest["items"]:
-            if entry["name"] in ("silence_20s", "noise_20s"):
-                for spec in (entry["files"]["audio"], entry["files"]["reference"]):
-                    shutil.copyfile(args.with_silence / spec, args.out / spec)
-                items.append(entry)
+        items += copy_items_without_speech(args.with_silence, args.out)
     manifest_out = {"corpus": f"held-out (bench/heldout.py, seed {args.seed})", "items": items}
     (args.out / "manifest.json").write_text(json.dumps(manifest_out, indent=1), encoding="utf-8")
     total = sum(item["duration_s"] for item in items)

@@ -18,6 +18,7 @@ from bench.heldout import (
     Placed,
     Voice,
     build_corpus,
+    copy_items_without_speech,
     mix,
     place_turns,
     read_passages,
@@ -118,3 +119,26 @@ def test_the_corpus_loads_as_the_benchmark_reads_it(tmp_path: Path) -> None:
                 assert (samples[middle - 40 : middle + 40] != 0).any() == (
                     segment.participant == track.participant
                 )
+
+
+def test_silence_and_noise_items_are_copied_with_their_files_and_speech_items_are_not(tmp_path: Path) -> None:
+    source, out = tmp_path / "source", tmp_path / "out"
+    source.mkdir()
+    out.mkdir()
+    entries = []
+    for name, language in (("quiet", "none"), ("talk", "en")):
+        (source / f"{name}.wav").write_bytes(b"RIFF")
+        (source / f"{name}.txt").write_text("", encoding="utf-8")
+        entries.append(
+            {
+                "name": name,
+                "language": language,
+                "files": {"audio": f"{name}.wav", "reference": f"{name}.txt"},
+            }
+        )
+    (source / "manifest.json").write_text(json.dumps({"items": entries}), encoding="utf-8")
+
+    copied = copy_items_without_speech(source, out)
+
+    assert [entry["name"] for entry in copied] == ["quiet"]
+    assert sorted(path.name for path in out.iterdir()) == ["quiet.txt", "quiet.wav"]
