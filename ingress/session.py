@@ -179,6 +179,18 @@ class Participant:
                     retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
                 continue
             retry_delay_s = RETRY_DELAY_S
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "meeting %s participant %s: %s window %.2f-%.2f s (context %.2f s, prefix %r): %r",
+                    self._context.meeting_id,
+                    self.id,
+                    "final" if plan.final else "interim",
+                    plan.start / SAMPLE_RATE,
+                    plan.end / SAMPLE_RATE,
+                    plan.context_samples / SAMPLE_RATE,
+                    plan.prefix,
+                    "".join(word.text for word in result.words),
+                )
             for transcript in policy.apply(plan, result.words):
                 await self._send(transcript)
 

@@ -40,7 +40,10 @@ def _normalized(text: str) -> str:
     return re.sub(r"[^\w ]+", "", text.lower()).strip()
 
 
-LOOP_MAX_NGRAM = 8
+LOOP_MAX_NGRAM = 16
+"""Longest phrase a loop is looked for in. Whisper loops on whole clauses too: JFK's first 9.2 s
+decoded as "ask not what your country can do for you ask what you" (12 words) over and over; with
+8, the loop went unseen and the segment was dropped as made up, real words and all."""
 LOOP_MIN_REPEATS = 3
 """A phrase said three times in a row is a decoding loop..."""
 LOOP_MIN_REPEATS_ONE_WORD = 5

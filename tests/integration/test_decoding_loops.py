@@ -5,7 +5,10 @@ The window is the one that lost a whole sentence in the capacity benchmark's tal
 country", 0.2 s of silence, then the start of "The squalor and uncleanness of the debtors' side".
 With JFK's earlier words as its prompt, tiny.en decodes the words, then "This quality and
 uncleanness." over and over; the whole segment was dropped as made up (its compression ratio),
-and the words before the loop with it."""
+and the words before the loop with it.
+
+The second is JFK's first nine chunks (9.216 s), which tiny.en decodes as a loop of a whole
+clause ("ask not what your country can do for you ask what you", twelve words)."""
 
 from __future__ import annotations
 
@@ -17,11 +20,12 @@ from bench.capacity_tracks import MAX_CLIP_S, corpus_clips, pick, talker_tracks
 from bench.corpus import load_corpus
 from models.hallucinations import loop_start
 from models.transcriber import Transcriber, Window
-from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, read_wav_pcm
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration
 
+CHUNK_SAMPLES = 16_384
 PROMPT = "Americans ask not what your country can do for"
 
 
@@ -45,4 +49,15 @@ def test_words_before_a_loop_survive_on_both_paths(transcriber: Transcriber, win
     for words in (single, batched):
         text = "".join(word.text for word in words)
         assert "can do for your country" in text, text
+        assert loop_start([word.text for word in words]) is None, text
+
+
+def test_words_before_a_loop_of_a_whole_clause_survive(transcriber: Transcriber, corpus_dir: Path) -> None:
+    jfk = read_wav_pcm(str(corpus_dir / "jfk_ask_not.wav"))
+    nine_chunks = jfk[: 9 * CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
+    single = transcriber.transcribe(nine_chunks, "en").words
+    batched = transcriber.transcribe_batch([Window(nine_chunks, "en")])[0].words
+    for words in (single, batched):
+        text = "".join(word.text for word in words)
+        assert "ask not what your country can do for you" in text.lower(), text
         assert loop_start([word.text for word in words]) is None, text

@@ -29,6 +29,16 @@ def test_a_decoding_loop_is_cut_after_the_first_occurrence_of_its_phrase() -> No
     assert words[:cut] == "among the debtors was not unfrequent a little bit of".split()
 
 
+def test_a_loop_of_a_whole_clause_is_cut_after_its_first_occurrence() -> None:
+    clause = "ask not what your country can do for you ask what you "
+    words = ("And so my fellow Americans " + clause * 3 + "ask not").split()
+
+    cut = loop_start(words)
+
+    assert cut is not None
+    assert words[:cut] == ("And so my fellow Americans " + clause).split()
+
+
 def test_punctuation_and_case_do_not_hide_a_loop() -> None:
     assert loop_start(["Go!", "go,", "GO.", "go", "go"]) == 1
 
