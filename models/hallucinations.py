@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Whisper's stock phrases when it hears nothing it can transcribe (from its YouTube-subtitle training).
@@ -62,6 +63,26 @@ def loop_start(words: list[str]) -> int | None:
             gram = tokens[start : start + n]
             if all(tokens[start + k * n : start + (k + 1) * n] == gram for k in range(1, repeats)):
                 return start + n
+    return None
+
+
+UNHEARD_RUN = 3
+"""Consecutive words the alignment gives no duration that mark text with no audio behind it."""
+ZERO_DURATION_S = 0.005
+"""Word times are rounded to 10 ms; a word shorter than this has none."""
+
+
+def unheard_run_start(spans: Sequence[tuple[float, float]]) -> int | None:
+    """Where the first run of `UNHEARD_RUN` consecutive words of no duration begins (spans are
+    word (start, end) times), or None. The alignment squeezes text that no audio supports into one
+    instant: a window's prefix decoded again ("What your country can do for you." after the prefix
+    "ask not what your country can do for you."), or a loop's first round past the end of the
+    speech ("Ask what you" heard, then "ask not what your country can do for you" at one instant)."""
+    run = 0
+    for index, (start, end) in enumerate(spans):
+        run = run + 1 if end - start < ZERO_DURATION_S else 0
+        if run == UNHEARD_RUN:
+            return index - UNHEARD_RUN + 1
     return None
 
 

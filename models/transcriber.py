@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from models.catalogue import resolve_model_folder
-from models.hallucinations import LOW_LOGPROB, NO_SPEECH_PROB, SegmentStats, is_hallucination, loop_start
+from models.hallucinations import (
+    LOW_LOGPROB,
+    NO_SPEECH_PROB,
+    SegmentStats,
+    is_hallucination,
+    loop_start,
+    unheard_run_start,
+)
 from service.audio import SAMPLE_RATE, pcm_to_float32
 from service.contracts import WordTiming
 from service.languages import ENGLISH
@@ -275,7 +282,8 @@ class Transcriber:
             )
             for segment in decoded
         ]
-        return Transcription(words=_kept_words(heard), compute_s=time.perf_counter() - started)
+        words = _kept_words(heard, whole_recording=whole_recording)
+        return Transcription(words=words, compute_s=time.perf_counter() - started)
 
     def transcribe_batch(self, windows: Sequence[Window]) -> list[Transcription]:
         """What `transcribe` gives for each window, for several windows at once: one encoder pass
@@ -369,7 +377,7 @@ class Transcriber:
                 get_compression_ratio(text.strip()),
                 timed_words(alignments[row], frames[row] / FRAMES_PER_SECOND, len(prefixes[row])),
             )
-            heard[index] = _kept_words([segment])
+            heard[index] = _kept_words([segment], whole_recording=False)
         return heard
 
     def _prompt(self, tokenizer: Any, text: str, without_timestamps: bool = True) -> list[int]:
@@ -422,8 +430,9 @@ Heard = tuple[str, float, float, float, list[WordTiming]]
 and timed words."""
 
 
-def _kept_words(segments: Iterable[Heard]) -> list[WordTiming]:
-    """The words of the segments that do not look made up, a decoding loop cut off (both paths)."""
+def _kept_words(segments: Iterable[Heard], whole_recording: bool) -> list[WordTiming]:
+    """The words of the segments that do not look made up, a decoding loop cut off (both paths);
+    in a streaming window, also the words from where the alignment found no audio for them."""
     from faster_whisper.transcribe import get_compression_ratio
 
     words: list[WordTiming] = []
@@ -454,6 +463,12 @@ def _kept_words(segments: Iterable[Heard]) -> list[WordTiming]:
     if loop is not None:
         logger.debug("cut a decoding loop after %r", "".join(w.text for w in words[:loop]))
         words = words[:loop]
+    # A whole recording's segments are cut by Whisper's own timestamps, and the offline limit
+    # stays Whisper's own; a window's text runs on past its audio.
+    unheard = None if whole_recording else unheard_run_start([(w.start, w.end) for w in words])
+    if unheard is not None:
+        logger.debug("cut words with no audio behind them: %r", "".join(w.text for w in words[unheard:]))
+        words = words[:unheard]
     return words
 
 

@@ -8,10 +8,13 @@ uncleanness." over and over; the whole segment was dropped as made up (its compr
 and the words before the loop with it.
 
 The second is JFK's first nine chunks (9.216 s), which tiny.en decodes as a loop of a whole
-clause ("ask not what your country can do for you ask what you", twelve words)."""
+clause ("ask not what your country can do for you ask what you", twelve words). The third is
+the same audio from "Americans" on, its first words as the prefix, as a window with context is
+sent: tiny.en hears "Ask what you", then decodes the prefix's clause again at one instant."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,16 @@ def test_words_before_a_loop_of_a_whole_clause_survive(transcriber: Transcriber,
         text = "".join(word.text for word in words)
         assert "ask not what your country can do for you" in text.lower(), text
         assert loop_start([word.text for word in words]) is None, text
+
+
+def test_a_prefix_decoded_again_past_the_speech_is_not_kept(
+    transcriber: Transcriber, corpus_dir: Path
+) -> None:
+    jfk = read_wav_pcm(str(corpus_dir / "jfk_ask_not.wav"))
+    americans = int(1.74 * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES
+    from_americans = jfk[americans : 9 * CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
+    window = Window(from_americans, "en", prefix="Americans ask not what your country can do for you.")
+    words = transcriber.transcribe_batch([window])[0].words
+    heard = " ".join(re.sub(r"[^\w']+", "", word.text.lower()) for word in words)
+    assert heard, "the window's new words are lost"
+    assert "ask what you can do for your country".startswith(heard), heard

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.hallucinations import SegmentStats, is_hallucination, loop_start
+from models.hallucinations import SegmentStats, is_hallucination, loop_start, unheard_run_start
 
 pytestmark = pytest.mark.unit
 
@@ -37,6 +37,25 @@ def test_a_loop_of_a_whole_clause_is_cut_after_its_first_occurrence() -> None:
 
     assert cut is not None
     assert words[:cut] == ("And so my fellow Americans " + clause).split()
+
+
+def test_words_squeezed_into_one_instant_are_cut_where_the_squeeze_begins() -> None:
+    # "Ask what you" heard, then a loop's first round at the window's end (real tiny.en times).
+    spans = [(6.60, 6.94), (6.94, 7.20), (7.20, 7.46), (7.46, 7.46), (7.46, 7.46), (7.46, 7.46)]
+
+    assert unheard_run_start(spans) == 3
+
+
+@pytest.mark.parametrize(
+    "spans",
+    [
+        [(4.66, 4.86), (4.86, 4.86)],  # a last word cut off at the window's edge
+        [(1.0, 1.0), (1.0, 1.0), (1.0, 1.3), (1.3, 1.3)],  # short words, never three in a row
+        [],
+    ],
+)
+def test_a_word_or_two_without_duration_is_kept(spans: list[tuple[float, float]]) -> None:
+    assert unheard_run_start(spans) is None
 
 
 def test_punctuation_and_case_do_not_hide_a_loop() -> None:

@@ -142,12 +142,12 @@ def test_words_heard_before_a_decoding_loop_are_kept_though_the_loop_looked_made
     ]
     text = "".join(word.text for word in words)
 
-    kept = _kept_words([(text, 0.01, -0.22, 3.8, words)])
+    kept = _kept_words([(text, 0.01, -0.22, 3.8, words)], whole_recording=False)
 
     assert "".join(word.text for word in kept) == "".join(heard + loop[:4])
 
 
 def test_a_segment_that_is_all_loop_of_stock_phrases_is_still_dropped() -> None:
     words = [WordTiming(text=" Thank you.", start=float(i), end=i + 0.5, probability=0.3) for i in range(6)]
-    kept = _kept_words([(" Thank you." * 6, 0.7, -1.2, 4.0, words)])
+    kept = _kept_words([(" Thank you." * 6, 0.7, -1.2, 4.0, words)], whole_recording=False)
     assert kept == []
