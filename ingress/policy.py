@@ -103,6 +103,17 @@ class PolicyConfig:
     WER 13.1 % -> 12.1 % (offline 11.9 %), compute per speech second 2.9x -> 3.1x offline.
     0: no context; committed audio stays in the window only as `overlap_s` and behind phrase
     finals until a sentence end."""
+    stalled_words_per_s: float = 1.0
+    """A hypothesis with fewer words than this per second of the speech the VAD heard in the
+    window's pending audio (at least `stalled_min_speech_s` of it) stopped early: after a sentence
+    end Whisper may close the window ("again last week." and not a word of the 10 s that followed,
+    window after window, in a held-out voice), most often when a prompt or prefix precedes it;
+    then its last words' times stretched over the skipped speech and a cut after them lost it.
+    The window of a stalled hypothesis is heard again at once without context and prompt, and
+    the next ones too until a final is cut from one that did not stall; a final window that stalled
+    with either is transcribed again without them. (Cutting after a stalled hypothesis' last word
+    lost speech when that word's time had stretched over part of what Whisper skipped.) 0: no check."""
+    stalled_min_speech_s: float = 3.0
     settled_hypotheses: int = 3
     """Words this many consecutive hypotheses agreed on may be cut early whatever their
     probability: more context did not change them, and waiting for the window to fill delayed them
@@ -248,6 +259,9 @@ class ParticipantPolicy:
         """Recent finals and the sample their audio ends at: only those whose audio has left the
         window go into the prompt (Whisper would otherwise skip the words it hears again)."""
         self._ending = False
+        self._context_paused = False
+        """A window stopped early: the next ones go without context and prompt until a final is
+        cut from one that did not."""
 
     # ---- input -------------------------------------------------------------------------------
 
@@ -361,6 +375,7 @@ class ParticipantPolicy:
         ]
         self._set_hypothesis([], [])
         self._planned_until = end
+        self._context_paused = False
         return self._commit(words, until_sample=end)
 
     def _final_due(self, now_ms: int) -> bool:
@@ -379,7 +394,7 @@ class ParticipantPolicy:
     def _prompt(self, context_finals: int) -> str:
         """The last finals before the window and its context (both are heard, not prompted:
         Whisper would otherwise skip the words it hears again)."""
-        if not self.config.max_prompt_finals:
+        if not self.config.max_prompt_finals or self._context_paused:
             return ""
         limit = self._window_start + self._samples(self.config.overlap_s)
         earlier = list(self._finals)[: len(self._finals) - context_finals]
@@ -388,7 +403,8 @@ class ParticipantPolicy:
 
     def _context(self, new_samples: int) -> list[_Final]:
         """The last finals whose audio goes before the window's, `context_s` in all at most."""
-        if not self.config.context_s or self._window_start < self._committed_until:
+        paused = self._context_paused or self._window_start < self._committed_until
+        if not self.config.context_s or paused:
             return []
         budget = self._samples(self.config.context_s) - new_samples
         chosen: list[_Final] = []
@@ -411,13 +427,24 @@ class ParticipantPolicy:
             raise ValueError("apply() takes the result of the window in flight, in order")
         self._in_flight = None
         words = self._to_stream_words(plan, window_words)
+        stalled = self._stalled(plan, words)
+        # Heard again at once without context and prompt (a final window stays due).
+        retry = stalled and bool(plan.context_samples or plan.prompt)
         if plan.final:
+            self._context_paused = retry
+            if retry:
+                self._planned_until = self._window_start
+                return []
             self._set_hypothesis([], [])
             return self._commit(words, until_sample=self._final_cut(words, plan))
         self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
         heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]
         cut = self._choose_cut(words, stable, heard, plan)
+        # Context and prompt come back with the first final cut from a window that did not stall.
+        self._context_paused = stalled or (self._context_paused and cut is None)
+        if cut is None and retry:
+            self._planned_until = self._window_start
         out: list[Transcript] = []
         if cut is not None:
             index, cut_sample, trim = cut
@@ -433,6 +460,16 @@ class ParticipantPolicy:
 
     # ---- helpers -----------------------------------------------------------------------------
 
+    def _stalled(self, plan: WindowPlan, words: Sequence[Word]) -> bool:
+        """Whether a window came back with far fewer words than the speech the VAD heard in it."""
+        if not self.config.stalled_words_per_s:
+            return False
+        frame = self.config.vad_frame_samples
+        speech_s = sum(1 for i in self._speech_frames() if i * frame < plan.end) * frame / self._rate
+        if speech_s < self.config.stalled_min_speech_s:
+            return False
+        return len(words) < self.config.stalled_words_per_s * speech_s
+
     def _final_cut(self, words: list[Word], plan: WindowPlan) -> int:
         """Where a final window's commit ends: at its end, unless the VAD heard a long stretch of
         speech after its last word (Whisper stopped early, or a decoding loop was cut off there):
@@ -440,9 +477,8 @@ class ParticipantPolicy:
         if not words:
             return plan.end
         last_end = self._samples(words[-1].end)
-        frame = self.config.vad_frame_samples
-        after = [index for index in self._speech_frames() if last_end <= index * frame < plan.end]
-        if len(after) * frame < self._samples(self.config.unheard_speech_s):
+        after = self._speech_starts(last_end, plan.end)
+        if len(after) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
             return plan.end
         return min(plan.end, last_end + self._samples(self.config.final_tail_s))
 
@@ -572,8 +608,24 @@ class ParticipantPolicy:
                 )
                 self._drop_until(self._committed_until)
             return None
-        gap_middle = (words[index].end + max(words[index + 1].start, words[index].end)) / 2
-        return index, round(gap_middle * self._rate), trim
+        return index, self._cut_between(words[index], words[index + 1]), trim
+
+    def _cut_between(self, last: Word, following: Word) -> int:
+        """The cut after `last`: the middle of the gap before `following`, unless the VAD heard
+        `unheard_speech_s` of speech in that gap. Whisper skipped that speech (a hypothesis of a
+        window whose result came late jumped from "left a" to "She told him", 12 s on), so the cut
+        goes in the silence right after `last` and the skipped speech stays pending."""
+        last_end = self._samples(last.end)
+        following_start = max(self._samples(following.start), last_end)
+        skipped = self._speech_starts(last_end, following_start)
+        if len(skipped) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
+            return (last_end + following_start) // 2
+        return (last_end + skipped[0]) // 2
+
+    def _speech_starts(self, start: int, end: int) -> list[int]:
+        """First samples of the pending speech frames that start in [start, end)."""
+        frame = self.config.vad_frame_samples
+        return [index * frame for index in self._speech_frames() if start <= index * frame < end]
 
     def _phrase_end_without_boundary(
         self, words: list[Word], long_enough: list[int], last_boundary: int

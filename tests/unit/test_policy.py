@@ -725,6 +725,108 @@ def test_speech_a_final_window_stopped_short_of_is_transcribed_again_not_dropped
     assert " ".join(t.text for t in session.finals) == " ".join(w.text.strip() for w in words)
 
 
+STALLING_SPEECH = say("the bank changed its interface again last week.", 0.5) + say(
+    "Our tests against their sandbox fail about one time in five and nobody knows why.", 4.1
+)
+
+
+def stops_at_first_sentence_end(words: Sequence[Spoken], stretch_last: bool) -> Model:
+    """Whisper closing a window after a sentence end when a prompt or prefix precedes it (heard
+    on a held-out voice), optionally stretching the last word's end over the speech it skipped."""
+
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        heard = in_window(plan, words)
+        if not (plan.prompt or plan.prefix):
+            return heard
+        ends = [i for i, w in enumerate(heard) if w.text.rstrip().endswith(".")]
+        if not ends or ends[0] == len(heard) - 1:
+            return heard
+        kept = heard[: ends[0] + 1]
+        if stretch_last:
+            window_s = (plan.end - plan.start + plan.context_samples) / SAMPLE_RATE
+            last = kept[-1]
+            kept[-1] = last.model_copy(update={"end": window_s})
+        return kept
+
+    return model
+
+
+def spoken_text(words: Sequence[Spoken]) -> str:
+    return " ".join(w.text.strip() for w in words)
+
+
+def test_speech_a_hypothesis_stopped_short_of_is_heard_at_once_without_context_and_prompt() -> None:
+    model = stops_at_first_sentence_end(STALLING_SPEECH, stretch_last=False)
+    session = Session(words=STALLING_SPEECH, model=model)
+
+    session.play(until_s=STALLING_SPEECH[-1].end + 2.0)
+
+    assert " ".join(t.text for t in session.finals) == spoken_text(STALLING_SPEECH)
+    # The second sentence became final while it was spoken, not only at the end of speech.
+    spoken_until = STALLING_SPEECH[-1].end
+    early = [t for t in session.finals if t.text.startswith("Our") and t.end_s < spoken_until - 1.0]
+    assert early, [t.text for t in session.finals]
+
+
+def test_a_stalled_hypothesis_stretched_over_the_skipped_speech_is_heard_again_without_prompt() -> None:
+    model = stops_at_first_sentence_end(STALLING_SPEECH, stretch_last=True)
+    session = Session(words=STALLING_SPEECH, model=model)
+
+    session.play(until_s=STALLING_SPEECH[-1].end + 2.0)
+
+    assert " ".join(t.text for t in session.finals) == spoken_text(STALLING_SPEECH)
+    # The stretched last word leaves no speech after it to cut at: the window is heard again at
+    # once, from the same start, without prompt or prefix.
+    plans = session.plans
+    retries = [
+        (stalled, again)
+        for stalled, again in itertools.pairwise(plans)
+        if (stalled.prompt or stalled.prefix)
+        and not (again.prompt or again.prefix)
+        and again.start == stalled.start
+        and again.end - stalled.end <= BROWSER_CHUNK_FRAMES * FRAME
+    ]
+    assert retries
+
+
+def test_a_final_window_that_stalled_with_context_is_transcribed_again_without_it() -> None:
+    # Chunks of 4 s: the interim window before the final one holds too little speech to stall.
+    words = say("First one here.", 0.2) + say("Second part. With more words after it here", 6.0)
+    model = stops_at_first_sentence_end(words, stretch_last=True)
+    session = Session(words=words, model=model, chunk_frames=4 * BROWSER_CHUNK_FRAMES)
+
+    session.play(until_s=words[-1].end + 2.0)
+    session.step()  # the ingress plans again as soon as a result is applied
+
+    finals = [plan for plan in session.plans if plan.final]
+    assert [bool(plan.prefix or plan.prompt) for plan in finals[-2:]] == [True, False]
+    assert " ".join(t.text for t in session.finals) == spoken_text(words)
+
+
+def test_speech_a_hypothesis_skipped_between_two_words_stays_pending() -> None:
+    words = (
+        say("one two three four.", 0.5)
+        + say("five six seven eight nine ten", 2.1)
+        + say("eleven twelve", 4.7)
+    )
+
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        heard = in_window(plan, words)
+        if plan.end > samples(5.2):
+            return heard
+        # Until then Whisper jumps from "four." to "eleven": 2.3 s of speech it never wrote down.
+        offset = window_clock(plan)
+        return [w for w in heard if not 2.05 <= w.start + offset < 4.5]
+
+    session = Session(words=words, model=model)
+
+    session.play(until_s=words[-1].end + 2.0)
+
+    assert " ".join(t.text for t in session.finals) == spoken_text(words)
+    assert session.finals[0].text == "one two three four."
+    assert session.early_finals  # "four." was cut while speech went on, before "five"
+
+
 def test_final_with_no_words_sends_nothing_and_clears_the_window() -> None:
     # Speech ends 0.6 s before the second chunk does: no interim heard its end, a final window must.
     session = Session(speech=[(0.0, 1.4)], model=lambda plan: [])
