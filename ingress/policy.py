@@ -464,8 +464,7 @@ class ParticipantPolicy:
         """Whether a window came back with far fewer words than the speech the VAD heard in it."""
         if not self.config.stalled_words_per_s:
             return False
-        frame = self.config.vad_frame_samples
-        speech_s = sum(1 for i in self._speech_frames() if i * frame < plan.end) * frame / self._rate
+        speech_s = self._speech_seconds_in(self._speech_starts(0, plan.end))
         if speech_s < self.config.stalled_min_speech_s:
             return False
         return len(words) < self.config.stalled_words_per_s * speech_s
@@ -477,8 +476,7 @@ class ParticipantPolicy:
         if not words:
             return plan.end
         last_end = self._samples(words[-1].end)
-        after = self._speech_starts(last_end, plan.end)
-        if len(after) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
+        if self._speech_seconds_in(self._speech_starts(last_end, plan.end)) < self.config.unheard_speech_s:
             return plan.end
         return min(plan.end, last_end + self._samples(self.config.final_tail_s))
 
@@ -618,7 +616,7 @@ class ParticipantPolicy:
         last_end = self._samples(last.end)
         following_start = max(self._samples(following.start), last_end)
         skipped = self._speech_starts(last_end, following_start)
-        if len(skipped) * self.config.vad_frame_samples < self._samples(self.config.unheard_speech_s):
+        if self._speech_seconds_in(skipped) < self.config.unheard_speech_s:
             return (last_end + following_start) // 2
         return (last_end + skipped[0]) // 2
 
@@ -626,6 +624,10 @@ class ParticipantPolicy:
         """First samples of the pending speech frames that start in [start, end)."""
         frame = self.config.vad_frame_samples
         return [index * frame for index in self._speech_frames() if start <= index * frame < end]
+
+    def _speech_seconds_in(self, speech_frames: Sequence[int]) -> float:
+        """Seconds of speech in these VAD frames (one entry per frame: index or first sample)."""
+        return len(speech_frames) * self.config.vad_frame_samples / self._rate
 
     def _phrase_end_without_boundary(
         self, words: list[Word], long_enough: list[int], last_boundary: int
@@ -760,7 +762,7 @@ class ParticipantPolicy:
         return max(self._window_start, self._committed_until)
 
     def _speech_seconds(self) -> float:
-        return len(self._speech_frames()) * self.config.vad_frame_samples / self._rate
+        return self._speech_seconds_in(self._speech_frames())
 
     def _trailing_silence_seconds(self) -> float:
         frames = self._speech_frames()

@@ -14,13 +14,14 @@ sent: tiny.en hears "Ask what you", then decodes the prefix's clause again at on
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from bench.capacity_tracks import MAX_CLIP_S, corpus_clips, pick, talker_tracks
 from bench.corpus import load_corpus
+from bench.scoring import normalize_text
+from demos.client import DEFAULT_CHUNK_SAMPLES
 from models.hallucinations import loop_start
 from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, read_wav_pcm
@@ -28,7 +29,6 @@ from service.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-CHUNK_SAMPLES = 16_384
 PROMPT = "Americans ask not what your country can do for"
 
 
@@ -57,7 +57,7 @@ def test_words_before_a_loop_survive_on_both_paths(transcriber: Transcriber, win
 
 def test_words_before_a_loop_of_a_whole_clause_survive(transcriber: Transcriber, corpus_dir: Path) -> None:
     jfk = read_wav_pcm(str(corpus_dir / "jfk_ask_not.wav"))
-    nine_chunks = jfk[: 9 * CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
+    nine_chunks = jfk[: 9 * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
     single = transcriber.transcribe(nine_chunks, "en").words
     batched = transcriber.transcribe_batch([Window(nine_chunks, "en")])[0].words
     for words in (single, batched):
@@ -71,9 +71,9 @@ def test_a_prefix_decoded_again_past_the_speech_is_not_kept(
 ) -> None:
     jfk = read_wav_pcm(str(corpus_dir / "jfk_ask_not.wav"))
     americans = int(1.74 * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES
-    from_americans = jfk[americans : 9 * CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
+    from_americans = jfk[americans : 9 * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
     window = Window(from_americans, "en", prefix="Americans ask not what your country can do for you.")
     words = transcriber.transcribe_batch([window])[0].words
-    heard = " ".join(re.sub(r"[^\w']+", "", word.text.lower()) for word in words)
+    heard = normalize_text("".join(word.text for word in words))
     assert heard, "the window's new words are lost"
     assert "ask what you can do for your country".startswith(heard), heard
