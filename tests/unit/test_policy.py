@@ -766,6 +766,10 @@ def test_speech_a_hypothesis_stopped_short_of_is_heard_at_once_without_context_a
     spoken_until = STALLING_SPEECH[-1].end
     early = [t for t in session.finals if t.text.startswith("Our") and t.end_s < spoken_until - 1.0]
     assert early, [t.text for t in session.finals]
+    # Once a final is cut from a window that did not stall, context and prompt come back.
+    with_context = [bool(plan.prompt or plan.prefix) for plan in session.plans]
+    paused_at = with_context.index(False, with_context.index(True))
+    assert any(with_context[paused_at:]), with_context
 
 
 def test_a_stalled_hypothesis_stretched_over_the_skipped_speech_is_heard_again_without_prompt() -> None:
