@@ -94,7 +94,15 @@ def replay(
             clock = max(busy_until, min(clock + 0.05, arrival_s(next_chunk)))
             continue
         started = time.perf_counter()
-        result = transcriber.transcribe_batch([Window(plan.pcm, language, plan.prompt, plan.prefix)])[0]
+        window = Window(
+            plan.pcm,
+            language,
+            plan.prompt,
+            plan.prefix,
+            plan.prefix_tail,
+            plan.prefix_tail_samples / SAMPLE_RATE,
+        )
+        result = transcriber.transcribe_batch([window])[0]
         spent = time.perf_counter() - started
         out.calls += 1
         out.compute_s += spent

@@ -3,10 +3,12 @@
     python -m bench.window_cost [FILE.wav] [--start 30] [--seconds 9] [--context 4] [--repeats 5]
 
 Times the worker's own call (`Transcriber.transcribe_batch`, one window) on `--seconds` of the file
-from `--start`: as a window without context, as the same audio with its first `--context` seconds
-given as the decoder's prefix (their text as the model hears them alone), and as silence of the same
-length (the encoder and a decoder step or two: no words). Each figure is the median of `--repeats`
-calls, so run it on a quiet machine and read the three side by side.
+from `--start`: as a window without context; as the same audio with its first `--context` seconds
+given as the decoder's prefix (their text as the model hears them alone), forced whole; continued
+after that prefix as the service does it (its last two words forced at their timestamp, the rest
+previous text); and as silence of the same length (the encoder and a decoder step or two: no
+words). Each figure is the median of `--repeats` calls, so run it on a quiet machine and read them
+side by side.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from ingress.policy import PolicyConfig
 from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, read_wav_pcm
 from service.settings import Settings
 
 DEFAULT_FILE = "../shared/corpus/longform_lj003_newgate_amateur.wav"
+CONTINUED_TAIL_WORDS = PolicyConfig().context_tail_words
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,8 @@ class WindowCost:
     seconds_with_prefix: float
     prefix_words: int
     words_after_prefix: int
+    seconds_continued: float
+    words_continued: int
     seconds_silence: float
 
 
@@ -47,12 +53,31 @@ def median_seconds(transcriber: Transcriber, window: Window, repeats: int) -> tu
 def measure(transcriber: Transcriber, pcm: bytes, context_s: float, repeats: int) -> WindowCost:
     """The three timings for a window of `pcm` (s16le mono 16 kHz) whose first `context_s` are context."""
     context = pcm[: round(context_s * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES]
-    prefix = "".join(word.text for word in transcriber.transcribe_batch([Window(context, "en")])[0].words)
+    heard = transcriber.transcribe_batch([Window(context, "en")])[0].words
+    prefix = "".join(word.text for word in heard)
+    tail = heard[-CONTINUED_TAIL_WORDS:]
+    continued = Window(
+        pcm,
+        "en",
+        prefix=prefix,
+        prefix_tail="".join(w.text for w in tail),
+        prefix_tail_s=tail[0].start if tail else 0.0,
+    )
     transcriber.transcribe_batch([Window(pcm, "en")])  # the first call of a process is slower
     alone, words_alone = median_seconds(transcriber, Window(pcm, "en"), repeats)
     with_prefix, words_after = median_seconds(transcriber, Window(pcm, "en", prefix=prefix), repeats)
+    after_tail, words_continued = median_seconds(transcriber, continued, repeats)
     silence, _ = median_seconds(transcriber, Window(bytes(len(pcm)), "en"), repeats)
-    return WindowCost(alone, words_alone, with_prefix, len(prefix.split()), words_after, silence)
+    return WindowCost(
+        alone,
+        words_alone,
+        with_prefix,
+        len(prefix.split()),
+        words_after,
+        after_tail,
+        words_continued,
+        silence,
+    )
 
 
 def main() -> None:
@@ -77,6 +102,7 @@ def main() -> None:
         f"  with prefix:    {cost.seconds_with_prefix:.3f} s ({cost.prefix_words} prefix words,"
         f" {cost.words_after_prefix} after them)"
     )
+    print(f"  continued:      {cost.seconds_continued:.3f} s ({cost.words_continued} words after the prefix)")
     print(f"  silence:        {cost.seconds_silence:.3f} s (encoder and a step or two)")
 
 

@@ -115,6 +115,8 @@ class Dispatcher:
         timeout_s: float,
         final: bool = False,
         prefix: str = "",
+        prefix_tail: str = "",
+        prefix_tail_s: float = 0.0,
     ) -> WindowResult:
         """Send one window and wait for its result; raises TranscriptionError on any failure."""
         request_id = uuid.uuid4().hex
@@ -125,6 +127,8 @@ class Dispatcher:
             language=language,
             prompt=prompt,
             prefix=prefix,
+            prefix_tail=prefix_tail,
+            prefix_tail_s=prefix_tail_s,
         )
         future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future

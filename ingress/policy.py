@@ -11,7 +11,9 @@ How it works:
   (at punctuation or a pause, or after enough stable words), or at the widest gap once the window
   passes `max_window_s`, and the window then starts after the committed words.
 - The last finals go before a window's new audio again, their text as the decoder's prefix
-  (`context_s`): Whisper hears what led up to the new words without transcribing it twice.
+  (`context_s`): Whisper hears what led up to the new words without transcribing it twice. It
+  reads that text in one pass and starts decoding at the last two words of it, where their audio
+  starts (`context_tail_words`).
 - When the VAD hears `end_of_speech_s` of silence, when no audio arrives for `flush_interval_s`,
   or when the meeting ends, the pending words become final: those of the last hypothesis when it
   heard all of the speech, else those of the whole window transcribed once more.
@@ -98,11 +100,21 @@ class PolicyConfig:
     the last finals whose audio fits (also from before a pause), and their text is the decoder's
     prefix. Whisper then hears the words leading up to the new ones, in their own voice, without
     transcribing them again; a window of a few seconds alone misheard words the whole recording
-    got right. The encoder pads shorter windows to 10 s, so this context costs decoder steps (one
-    per prefix token), not encoder time. `make bench`, 2026-11-25, against no context: long-form
-    WER 13.1 % -> 12.1 % (offline 11.9 %), compute per speech second 2.9x -> 3.1x offline.
+    got right. The encoder pads shorter windows to 10 s, so this context costs the decoder a pass
+    over its text (see `context_tail_words`), not encoder time. `make bench`, 2026-11-25, against
+    no context: long-form WER 13.1 % -> 12.1 % (offline 11.9 %), compute per speech second
+    2.9x -> 3.1x offline (the context forced whole then).
     0: no context; committed audio stays in the window only as `overlap_s` and behind phrase
     finals until a sentence end."""
+    context_tail_words: int = 4
+    """Of the context's text, the last words the decoder is made to start with, at the timestamp
+    where their audio starts; the text before them is its previous text, read in one pass. Forced
+    whole, the context cost a decoder step per token, as much as a new token. `bench.simulate
+    --fixed-compute 0.9` on the long-form item (offline 61 word errors), offsets 0 to 0.6 s in
+    steps of 0.15: all forced 63/72/72/67/74 errors, 46.4 s of compute at offset 0; 4 words
+    66/71/72/67/62, 37.1 s. With 2 words JFK's "...can do for you." was followed by "Ask not."
+    from the previous text instead of what he said; with the timestamp alone (no words) Whisper
+    skipped or repeated words at the seam (83 errors at offset 0). 0: the whole context is forced."""
     stalled_words_per_s: float = 1.0
     """A hypothesis with fewer words than this per second of the speech the VAD heard in the
     window's pending audio (at least `stalled_min_speech_s` of it) stopped early: after a sentence
@@ -143,6 +155,10 @@ class WindowPlan:
     prefix: str = ""
     """Text of the committed audio the window starts with."""
     context_samples: int = 0
+    prefix_tail: str = ""
+    """The prefix's last words (`context_tail_words`), whose audio starts `prefix_tail_samples`
+    into the window's."""
+    prefix_tail_samples: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,6 +182,9 @@ class _Final:
     """Samples of the stream its audio spans."""
     pcm: bytes
     """Its audio, kept when windows take committed audio as context."""
+    tail: str = ""
+    tail_start: int = 0
+    """Its last `context_tail_words` words, and the sample where the first of them starts."""
 
 
 @dataclass
@@ -341,6 +360,14 @@ class ParticipantPolicy:
             pcm=context_pcm + self._slice(self._window_start, end),
             prefix=" ".join(f.text for f in context),
             context_samples=len(context_pcm) // SAMPLE_WIDTH_BYTES,
+            prefix_tail=context[-1].tail if context else "",
+            prefix_tail_samples=(
+                (len(context_pcm) - len(context[-1].pcm)) // SAMPLE_WIDTH_BYTES
+                + context[-1].tail_start
+                - context[-1].start
+                if context
+                else 0
+            ),
         )
         self._in_flight = plan
         self._planned_until = plan.end
@@ -675,7 +702,14 @@ class ParticipantPolicy:
                 )
             )
             context_pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.context_s else b""
-            self._finals.append(_Final(text, bounds[n], bounds[n + 1], context_pcm))
+            last = piece[-self.config.context_tail_words :] if self.config.context_tail_words else []
+            # Within the final's audio, however its word times came out.
+            last_start = (
+                min(max(self._samples(last[0].start), bounds[n]), bounds[n + 1]) if last else bounds[n]
+            )
+            self._finals.append(
+                _Final(text, bounds[n], bounds[n + 1], context_pcm, join_words(last), last_start)
+            )
             self._utterance = None
         self._forget_old_context()
         self._last_interim = ""

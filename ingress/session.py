@@ -162,6 +162,8 @@ class Participant:
                     settings.transcription_timeout_s,
                     final=plan.final,
                     prefix=plan.prefix,
+                    prefix_tail=plan.prefix_tail,
+                    prefix_tail_s=plan.prefix_tail_samples / SAMPLE_RATE,
                 )
             except TranscriptionError as error:
                 policy.abandon(plan)

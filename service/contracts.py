@@ -6,7 +6,7 @@ under a Redis key (`names.audio_key`) and the request carries that key.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Message(BaseModel):
@@ -26,6 +26,16 @@ class WindowRequest(_Message):
     """Text of the participant's last finals, to condition the decoder."""
     prefix: str = ""
     """Text of the committed audio the window starts with: the decoder continues after it."""
+    prefix_tail: str = ""
+    """The prefix's last words, whose audio starts `prefix_tail_s` into the window: the decoder
+    starts there with them, the rest of the prefix its previous text. Empty: all of it is forced."""
+    prefix_tail_s: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _tail_ends_prefix(self) -> WindowRequest:
+        if not self.prefix.strip().endswith(self.prefix_tail.strip()):
+            raise ValueError("prefix_tail must be the last words of prefix")
+        return self
 
 
 class WordTiming(_Message):

@@ -25,4 +25,5 @@ def test_a_window_with_its_first_seconds_as_prefix_returns_only_the_words_after_
 
     assert cost.prefix_words > 0
     assert 0 < cost.words_after_prefix < cost.words_alone
-    assert min(cost.seconds_alone, cost.seconds_with_prefix, cost.seconds_silence) > 0
+    assert 0 < cost.words_continued < cost.words_alone
+    assert min(cost.seconds_alone, cost.seconds_with_prefix, cost.seconds_continued, cost.seconds_silence) > 0

@@ -97,3 +97,51 @@ def test_a_window_with_a_prefix_hears_only_the_words_after_it_at_their_own_times
     assert [w.text.strip(" ,.").lower() for w in after] == texts[first_new:]
     # Aligned after the prefix's audio, as in the window without one.
     assert [w.start for w in after] == pytest.approx([w.start for w in whole[first_new:]], abs=0.3)
+
+
+def jfk_with_prefix(
+    transcriber: Transcriber, wav: Callable[[str], bytes]
+) -> tuple[bytes, list[WordTiming], int]:
+    """JFK's phrase, its words heard whole, and the index of the first word after "Americans"."""
+    pcm = wav("jfk_ask_not")
+    whole = transcriber.transcribe_batch([Window(pcm=pcm, language="en")])[0].words
+    texts = [w.text.strip(" ,.").lower() for w in whole]
+    return pcm, whole, texts.index("ask")
+
+
+def test_a_window_continued_after_its_prefix_tail_hears_only_the_words_after_it_at_their_own_times(
+    transcriber: Transcriber, wav: Callable[[str], bytes]
+) -> None:
+    pcm, whole, first_new = jfk_with_prefix(transcriber, wav)
+    window = Window(
+        pcm=pcm,
+        language="en",
+        prefix="".join(w.text for w in whole[:first_new]),
+        prefix_tail="".join(w.text for w in whole[first_new - 2 : first_new]),
+        prefix_tail_s=whole[first_new - 2].start,
+    )
+    after = transcriber.transcribe_batch([window])[0].words
+    assert [w.text.strip(" ,.").lower() for w in after] == [
+        w.text.strip(" ,.").lower() for w in whole[first_new:]
+    ]
+    assert [w.start for w in after] == pytest.approx([w.start for w in whole[first_new:]], abs=0.3)
+
+
+def test_windows_with_forced_and_continued_prefixes_batched_together_hear_what_they_hear_alone(
+    transcriber: Transcriber, wav: Callable[[str], bytes]
+) -> None:
+    pcm, whole, first_new = jfk_with_prefix(transcriber, wav)
+    prefix = "".join(w.text for w in whole[:first_new])
+    tail = "".join(w.text for w in whole[first_new - 2 : first_new])
+    continued = Window(pcm, "en", prefix=prefix, prefix_tail=tail, prefix_tail_s=whole[first_new - 2].start)
+    windows = [
+        Window(pcm, "en"),
+        Window(pcm, "en", prefix=prefix),  # forced after the same task tokens: one call with the first
+        continued,
+        Window(pcm, "en", prefix=prefix, prefix_tail=tail, prefix_tail_s=whole[first_new - 2].start + 0.1),
+        Window(pcm, "en", prompt="My fellow citizens.", prefix=prefix, prefix_tail=tail, prefix_tail_s=1.0),
+    ]
+    alone = [transcriber.transcribe_batch([window])[0].words for window in windows]
+    together = transcriber.transcribe_batch(windows)
+    assert [[w.text for w in t.words] for t in together] == [[w.text for w in words] for words in alone]
+    assert all(words for words in alone)

@@ -1091,6 +1091,44 @@ def test_after_a_pause_the_window_starts_with_the_last_final_its_audio_and_its_t
     assert " ".join(t.text for t in session.finals) == "First one. Second part here"
 
 
+def test_the_decoder_starts_at_the_context_s_last_words_where_their_audio_is() -> None:
+    config = PolicyConfig(return_audio=True, context_tail_words=2)
+    words = say("First one.", 0.5) + say("The second one is right here.", 2.4) + say("Third part now", 6.0)
+    session = Session(words=words, config=config)
+
+    session.play(until_s=9.5)
+
+    finals = [t.text for t in session.finals]
+    assert " ".join(finals) == "First one. The second one is right here. Third part now"
+    with_context = [plan for plan in session.plans if plan.prefix]
+    assert {plan.prefix for plan in with_context} >= {"First one.", "First one. The second one"}
+    for plan in with_context:
+        last_final = next(text for text in reversed(finals) if plan.prefix.endswith(text))
+        assert plan.prefix_tail == " ".join(last_final.split()[-2:])
+        first_tail_word = next(word for word in words if word.text.strip() == plan.prefix_tail.split()[0])
+        tail_pcm = plan.pcm[plan.prefix_tail_samples * SAMPLE_WIDTH_BYTES :]
+        assert starts_at(tail_pcm, samples(first_tail_word.start))
+
+
+def test_a_final_shorter_than_the_tail_is_the_tail_whole_and_zero_words_force_all_the_context() -> None:
+    words = say("Yes.", 0.5) + say("Second part here", 2.0)
+    short = Session(words=words, config=PolicyConfig(return_audio=True))
+    forced = Session(words=words, config=PolicyConfig(context_tail_words=0))
+
+    short.play(until_s=4.0)
+    forced.play(until_s=4.0)
+
+    for session in (short, forced):
+        assert session.finals[0].text == "Yes."
+    with_context = [plan for plan in short.plans if plan.prefix == "Yes."]
+    assert with_context
+    for plan in with_context:
+        assert plan.prefix_tail == "Yes."
+        assert starts_at(plan.pcm[plan.prefix_tail_samples * SAMPLE_WIDTH_BYTES :], samples(0.5))
+    assert all(plan.prefix_tail == "" for plan in forced.plans)
+    assert any(plan.prefix == "Yes." for plan in forced.plans)
+
+
 def test_a_window_with_its_context_lasts_at_most_context_s() -> None:
     config = PolicyConfig(context_s=4.0)
     words = say(JFK, start=0.5) + say(JFK, start=12.0) + say(JFK, start=23.5)

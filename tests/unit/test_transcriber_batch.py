@@ -12,7 +12,9 @@ from models.transcriber import (
     batch_frames,
     decoded_token_cap,
     parallel_parts,
+    prefix_head,
     prompt_groups,
+    start_timestamp,
     timed_words,
 )
 from service.contracts import WordTiming
@@ -42,10 +44,40 @@ def test_a_batch_is_padded_to_what_its_longest_window_needs(seconds: list[float]
     assert batch_frames(seconds) == frames
 
 
-def test_windows_share_a_decoder_call_only_with_prompts_of_their_length_in_batch_order() -> None:
-    prompts = [[1, 2], [3], [4, 5], [6, 7], [8, 9, 10], [11]]
-    assert prompt_groups(prompts) == [[0, 2, 3], [1, 5], [4]]
-    assert prompt_groups([[1, 2]]) == [[0]]
+SOT, NO_TIMESTAMPS, FIRST_TIMESTAMP = 100, 104, 105
+"""Token ids as Whisper orders them: <|startoftranscript|>, language and task tokens, then
+<|notimestamps|> and the timestamps; text tokens are below SOT, <|startofprev|> is 99."""
+
+
+def test_windows_share_a_decoder_call_when_their_start_and_task_tokens_line_up_in_batch_order() -> None:
+    plain = [SOT, NO_TIMESTAMPS]
+    prompts = [
+        plain,
+        [99, 7, 8, SOT, NO_TIMESTAMPS],  # previous text: <|startoftranscript|> comes later
+        [*plain, 7, 8, 9],  # a forced prefix: longer, still decoded with the plain ones
+        [99, 7, 8, SOT, FIRST_TIMESTAMP + 150, 9],  # started at a timestamp: one task token fewer
+        [99, 5, 6, SOT, FIRST_TIMESTAMP + 20, 9, 10],
+        [99, 5, 6, SOT, NO_TIMESTAMPS, 3],
+    ]
+    assert prompt_groups(prompts, SOT, NO_TIMESTAMPS) == [[0, 2], [1, 5], [3, 4]]
+    assert prompt_groups([plain], SOT, NO_TIMESTAMPS) == [[0]]
+
+
+@pytest.mark.parametrize(("seconds", "index"), [(0.0, 0), (3.0, 150), (3.011, 151), (-1.0, 0), (45.0, 1500)])
+def test_a_window_is_started_at_the_nearest_timestamp_token_within_whisper_s_30_s(
+    seconds: float, index: int
+) -> None:
+    assert start_timestamp(FIRST_TIMESTAMP, seconds) == FIRST_TIMESTAMP + index
+
+
+def test_the_prefix_without_its_tail_is_what_comes_before_the_tail() -> None:
+    assert (
+        prefix_head("Ask not what your country can do for you.", "for you.")
+        == "Ask not what your country can do"
+    )
+    assert prefix_head(" for you. ", "for you.") == ""
+    with pytest.raises(ValueError, match="does not end the prefix"):
+        prefix_head("Ask not what your country can do for you.", "your country")
 
 
 @pytest.mark.parametrize(

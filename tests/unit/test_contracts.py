@@ -1,0 +1,38 @@
+"""What the ingress and the workers accept from each other (no Redis, no model)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from service.contracts import WindowRequest
+
+pytestmark = pytest.mark.unit
+
+
+def request(**fields: object) -> WindowRequest:
+    base = {"request_id": "r1", "audio_key": "k", "reply_to": "s", "language": "en"}
+    return WindowRequest.model_validate(base | fields)
+
+
+def test_a_prefix_tail_is_the_prefix_s_last_words_at_a_time_in_the_window() -> None:
+    window = request(
+        prefix="And so, my fellow Americans,", prefix_tail="fellow Americans,", prefix_tail_s=1.3
+    )
+    assert (window.prefix_tail, window.prefix_tail_s) == ("fellow Americans,", 1.3)
+    assert request(prefix="Yes.").prefix_tail == ""  # all of the prefix forced
+
+
+@pytest.mark.parametrize(
+    ("fields", "complaint"),
+    [
+        ({"prefix": "And so, my fellow Americans,", "prefix_tail": "my fellow"}, "last words of prefix"),
+        ({"prefix_tail": "Americans,"}, "last words of prefix"),
+        ({"prefix": "Yes.", "prefix_tail": "Yes.", "prefix_tail_s": -0.5}, "greater than or equal to 0"),
+    ],
+)
+def test_a_tail_that_does_not_end_the_prefix_or_starts_before_the_window_is_refused(
+    fields: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        request(**fields)
