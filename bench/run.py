@@ -176,10 +176,12 @@ def transcribe_offline(
 
 
 def offline_settings(settings: Settings) -> Settings:
-    """The offline limit at its fastest: one call on every core. A whole recording's 30 s segments
-    use the second thread well (the 258 s long-form item: 6.3 s on two threads, 8.0 s on one),
-    unlike the workers' short windows."""
-    return settings.model_copy(update={"whisper_cpu_threads": 0, "whisper_parallel_calls": 1})
+    """The offline limit on a worker call's footing: one call, one thread. Compute is compared in
+    seconds of one core, which is what a worker's call spends. On both cores the whole recording
+    is done sooner but costs more (the 258 s long-form item, 2026-12-03, twice each: 9.0-10.3 s on
+    one thread; 7.3-9.6 s on two, 10.9-13.5 s of CPU), so its wall time would understate what
+    offline transcription costs by 10-25%."""
+    return settings.model_copy(update={"whisper_cpu_threads": 1, "whisper_parallel_calls": 1})
 
 
 def offline_transcript(transcriber: Transcriber, pcm: bytes, language: str) -> OfflineTranscript:

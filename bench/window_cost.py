@@ -5,10 +5,10 @@
 Times the worker's own call (`Transcriber.transcribe_batch`, one window) on `--seconds` of the file
 from `--start`: as a window without context; as the same audio with its first `--context` seconds
 given as the decoder's prefix (their text as the model hears them alone), forced whole; continued
-after that prefix as the service does it (its last two words forced at their timestamp, the rest
-previous text); and as silence of the same length (the encoder and a decoder step or two: no
-words). Each figure is the median of `--repeats` calls, so run it on a quiet machine and read them
-side by side.
+after that prefix as the service does it (its last `context_tail_words` words forced at their
+timestamp, the rest previous text); and as silence of the same length (the encoder and a decoder
+step or two: no words). Each figure is the median of `--repeats` calls, so run it on a quiet
+machine and read them side by side.
 """
 
 from __future__ import annotations

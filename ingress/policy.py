@@ -12,7 +12,7 @@ How it works:
   passes `max_window_s`, and the window then starts after the committed words.
 - The last finals go before a window's new audio again, their text as the decoder's prefix
   (`context_s`): Whisper hears what led up to the new words without transcribing it twice. It
-  reads that text in one pass and starts decoding at the last two words of it, where their audio
+  reads that text in one pass and starts decoding at the last four words of it, where their audio
   starts (`context_tail_words`).
 - When the VAD hears `end_of_speech_s` of silence, when no audio arrives for `flush_interval_s`,
   or when the meeting ends, the pending words become final: those of the last hypothesis when it
