@@ -95,15 +95,19 @@ class PolicyConfig:
     """Words of four letters or more that Whisper respells between hypotheses ("deadter's side",
     then "deadter site") still agree (difflib ratio >= FUZZY_AGREEMENT): agreement stalled on them
     for the rest of the sentence."""
-    context_s: float = 9.0
+    context_s: float = 10.5
     """A window's audio is at most this long when earlier finals fill it: before its new audio go
     the last finals whose audio fits (also from before a pause), and their text is the decoder's
     prefix. Whisper then hears the words leading up to the new ones, in their own voice, without
     transcribing them again; a window of a few seconds alone misheard words the whole recording
-    got right. The encoder pads shorter windows to 10 s, so this context costs the decoder a pass
-    over its text (see `context_tail_words`), not encoder time. `make bench`, 2026-11-25, against
-    no context: long-form WER 13.1 % -> 12.1 % (offline 11.9 %), compute per speech second
-    2.9x -> 3.1x offline (the context forced whole then).
+    got right. The decoder reads the context's text in one pass (see `context_tail_words`); the
+    encoder hears the window plus 1 s, 10 s at least. `make bench`, 2026-11-25, against no
+    context: long-form WER 13.1 % -> 12.1 % (offline 11.9 %), compute per speech second
+    2.9x -> 3.1x offline (the context forced whole then). 10.5 s against 9 s, 2026-12-04,
+    `bench.simulate --fixed-compute 0.9` on the long-form item (offline 61 errors), offsets 0,
+    0.15, 0.3, 0.45: 65/63/62/67 errors against 66/71/72/67, compute 47.2 s against 40.9 s (a
+    12 s encoder input instead of 10 s); `make bench`: 65 errors against 66, compute per second
+    of speech 3.43x against 3.27x offline. 12 s: 64/64 at offsets 0/0.3, +24% compute.
     0: no context; committed audio stays in the window only as `overlap_s` and behind phrase
     finals until a sentence end."""
     context_tail_words: int = 4
