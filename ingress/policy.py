@@ -187,8 +187,8 @@ class _Final:
     pcm: bytes
     """Its audio, kept when windows take committed audio as context."""
     tail: str = ""
-    tail_start: int = 0
-    """Its last `context_tail_words` words, and the sample where the first of them starts."""
+    tail_offset: int = 0
+    """Its last `context_tail_words` words, and where the first of them starts in its audio."""
 
 
 @dataclass
@@ -365,10 +365,9 @@ class ParticipantPolicy:
             prefix=" ".join(f.text for f in context),
             context_samples=len(context_pcm) // SAMPLE_WIDTH_BYTES,
             prefix_tail=context[-1].tail if context else "",
+            # The last context final's audio ends the context's.
             prefix_tail_samples=(
-                (len(context_pcm) - len(context[-1].pcm)) // SAMPLE_WIDTH_BYTES
-                + context[-1].tail_start
-                - context[-1].start
+                (len(context_pcm) - len(context[-1].pcm)) // SAMPLE_WIDTH_BYTES + context[-1].tail_offset
                 if context
                 else 0
             ),
@@ -708,12 +707,9 @@ class ParticipantPolicy:
             context_pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.context_s else b""
             last = piece[-self.config.context_tail_words :] if self.config.context_tail_words else []
             # Within the final's audio, however its word times came out.
-            last_start = (
-                min(max(self._samples(last[0].start), bounds[n]), bounds[n + 1]) if last else bounds[n]
-            )
-            self._finals.append(
-                _Final(text, bounds[n], bounds[n + 1], context_pcm, join_words(last), last_start)
-            )
+            offset = self._samples(last[0].start) - bounds[n] if last else 0
+            offset = min(max(offset, 0), bounds[n + 1] - bounds[n])
+            self._finals.append(_Final(text, bounds[n], bounds[n + 1], context_pcm, join_words(last), offset))
             self._utterance = None
         self._forget_old_context()
         self._last_interim = ""

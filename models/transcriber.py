@@ -24,7 +24,7 @@ from models.hallucinations import (
     unheard_run_start,
 )
 from service.audio import SAMPLE_RATE, pcm_to_float32
-from service.contracts import WordTiming
+from service.contracts import WordTiming, prefix_head
 from service.languages import ENGLISH
 from service.settings import Device, Settings
 
@@ -100,14 +100,6 @@ def start_timestamp(timestamp_begin: int, seconds: float) -> int:
     return timestamp_begin + min(LAST_TIMESTAMP_INDEX, max(0, round(seconds / TIMESTAMP_STEP_S)))
 
 
-def prefix_head(prefix: str, tail: str) -> str:
-    """The prefix without its tail; raises ValueError when the tail does not end the prefix."""
-    prefix, tail = prefix.strip(), tail.strip()
-    if not prefix.endswith(tail):
-        raise ValueError(f"the prefix tail {tail!r} does not end the prefix {prefix!r}")
-    return prefix[: len(prefix) - len(tail)].strip()
-
-
 def parallel_parts(languages: Sequence[str], parts: int) -> list[list[int]]:
     """How a batch splits into at most `parts` model calls that run at once (indices, in batch
     order): one per language at least (a call decodes one language), then the largest split in
@@ -169,7 +161,7 @@ class Window:
     prefix_tail: str = ""
     """The prefix's last words, whose audio starts `prefix_tail_s` into the window. Given, the rest
     of the prefix becomes the decoder's previous text, read in one pass, and decoding starts at the
-    timestamp of that second with these words forced (`continuation_prompt`). Without, the whole
+    timestamp of that second with these words forced (`Transcriber._decoder_start`). Without, the whole
     prefix is forced after <|notimestamps|>, and each of its tokens costs a decoder step."""
     prefix_tail_s: float = 0.0
 

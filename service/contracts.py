@@ -9,6 +9,14 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
+def prefix_head(prefix: str, tail: str) -> str:
+    """The prefix without its tail; raises ValueError when the tail does not end the prefix."""
+    prefix, tail = prefix.strip(), tail.strip()
+    if not prefix.endswith(tail):
+        raise ValueError(f"the prefix tail {tail!r} does not end the prefix {prefix!r}")
+    return prefix[: len(prefix) - len(tail)].strip()
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -33,8 +41,7 @@ class WindowRequest(_Message):
 
     @model_validator(mode="after")
     def _tail_ends_prefix(self) -> WindowRequest:
-        if not self.prefix.strip().endswith(self.prefix_tail.strip()):
-            raise ValueError("prefix_tail must be the last words of prefix")
+        prefix_head(self.prefix, self.prefix_tail)
         return self
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.contracts import WindowRequest
+from service.contracts import WindowRequest, prefix_head
 
 pytestmark = pytest.mark.unit
 
@@ -26,8 +26,8 @@ def test_a_prefix_tail_is_the_prefix_s_last_words_at_a_time_in_the_window() -> N
 @pytest.mark.parametrize(
     ("fields", "complaint"),
     [
-        ({"prefix": "And so, my fellow Americans,", "prefix_tail": "my fellow"}, "last words of prefix"),
-        ({"prefix_tail": "Americans,"}, "last words of prefix"),
+        ({"prefix": "And so, my fellow Americans,", "prefix_tail": "my fellow"}, "does not end the prefix"),
+        ({"prefix_tail": "Americans,"}, "does not end the prefix"),
         ({"prefix": "Yes.", "prefix_tail": "Yes.", "prefix_tail_s": -0.5}, "greater than or equal to 0"),
     ],
 )
@@ -36,3 +36,13 @@ def test_a_tail_that_does_not_end_the_prefix_or_starts_before_the_window_is_refu
 ) -> None:
     with pytest.raises(ValidationError, match=complaint):
         request(**fields)
+
+
+def test_the_prefix_without_its_tail_is_what_comes_before_the_tail() -> None:
+    assert (
+        prefix_head("Ask not what your country can do for you.", "for you.")
+        == "Ask not what your country can do"
+    )
+    assert prefix_head(" for you. ", "for you.") == ""
+    with pytest.raises(ValueError, match="does not end the prefix"):
+        prefix_head("Ask not what your country can do for you.", "your country")

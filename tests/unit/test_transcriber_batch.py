@@ -12,7 +12,6 @@ from models.transcriber import (
     batch_frames,
     decoded_token_cap,
     parallel_parts,
-    prefix_head,
     prompt_groups,
     start_timestamp,
     timed_words,
@@ -68,16 +67,6 @@ def test_a_window_is_started_at_the_nearest_timestamp_token_within_whisper_s_30_
     seconds: float, index: int
 ) -> None:
     assert start_timestamp(FIRST_TIMESTAMP, seconds) == FIRST_TIMESTAMP + index
-
-
-def test_the_prefix_without_its_tail_is_what_comes_before_the_tail() -> None:
-    assert (
-        prefix_head("Ask not what your country can do for you.", "for you.")
-        == "Ask not what your country can do"
-    )
-    assert prefix_head(" for you. ", "for you.") == ""
-    with pytest.raises(ValueError, match="does not end the prefix"):
-        prefix_head("Ask not what your country can do for you.", "your country")
 
 
 @pytest.mark.parametrize(
