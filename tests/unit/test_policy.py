@@ -21,6 +21,8 @@ from ingress.policy import (
     WindowPlan,
     Word,
     agreed_prefix,
+    join_words,
+    keep_surer_earlier_words,
     new_uuid7,
     normalize_word,
     split_sentences,
@@ -829,6 +831,77 @@ def test_speech_a_hypothesis_skipped_between_two_words_stays_pending() -> None:
     assert " ".join(t.text for t in session.finals) == spoken_text(words)
     assert session.finals[0].text == "one two three four."
     assert session.early_finals  # "four." was cut while speech went on, before "five"
+
+
+def heard(text: str, start: float, end: float, probability: float) -> Word:
+    return Word(f" {text}", start, end, probability)
+
+
+def test_a_final_window_word_replacing_a_surer_word_heard_whole_before_is_put_back() -> None:
+    earlier = [heard("a", 0.0, 0.2, 0.9), heard("day", 0.3, 0.6, 0.9), heard("and", 0.7, 0.9, 0.6)]
+    earlier += [heard("night", 1.0, 1.3, 0.8), heard("r", 1.4, 1.5, 0.2)]
+    later = [heard("a", 0.0, 0.2, 0.9), heard("day", 0.3, 0.6, 0.9), heard("in", 0.7, 0.9, 0.4)]
+    later += [heard("night", 1.0, 1.3, 0.8), heard("room.", 1.4, 1.8, 0.9)]
+
+    kept = keep_surer_earlier_words(earlier, later, heard_until_s=1.5, margin_s=0.3)
+
+    assert join_words(kept) == "a day and night room."  # "r", cut off at the edge, stays replaced
+    assert kept[2].probability == 0.6 and (kept[2].start, kept[2].end) == (0.7, 0.9)
+
+
+def test_a_final_window_word_surer_than_the_one_it_replaces_stays() -> None:
+    earlier = [heard("nominate.", 0.0, 0.4, 0.42)]
+    later = [heard("nominated.", 0.0, 0.4, 0.99)]
+
+    assert keep_surer_earlier_words(earlier, later, heard_until_s=2.0, margin_s=0.3) == later
+
+
+def test_a_word_the_earlier_hypothesis_heard_at_its_edge_is_not_put_back() -> None:
+    earlier = [heard("not", 0.0, 0.2, 0.9), heard("unfree", 0.3, 0.8, 0.9)]
+    later = [heard("not", 0.0, 0.2, 0.9), heard("unfrequent.", 0.3, 1.0, 0.6)]
+
+    assert keep_surer_earlier_words(earlier, later, heard_until_s=0.9, margin_s=0.3) == later
+
+
+def test_words_replaced_by_more_or_fewer_words_or_elsewhere_stay_as_the_final_window_heard_them() -> None:
+    earlier = [heard("depthors", 0.0, 0.3, 0.9), heard("side.", 0.3, 0.5, 0.9), heard("then", 3.0, 3.2, 0.9)]
+    later = [heard("depthorside.", 0.0, 0.5, 0.4), heard("than", 1.0, 1.2, 0.5)]
+
+    assert keep_surer_earlier_words(earlier, later, heard_until_s=5.0, margin_s=0.3) == later
+
+
+def test_a_put_back_word_keeps_the_punctuation_the_final_window_heard() -> None:
+    earlier = [heard("trouble", 0.0, 0.4, 0.8), heard("and", 0.5, 0.7, 0.9)]
+    later = [heard("travel.", 0.0, 0.4, 0.6), heard("And", 0.5, 0.7, 0.9)]
+
+    assert join_words(keep_surer_earlier_words(earlier, later, 2.0, 0.3)) == "trouble. And"
+
+
+@pytest.mark.parametrize("keeps_surer_words", [True, False])
+def test_a_final_window_keeps_the_surer_word_the_last_hypothesis_heard(keeps_surer_words: bool) -> None:
+    session = Session(speech=[(0.0, 2.0)], config=PolicyConfig(final_keeps_surer_words=keeps_surer_words))
+    session.feed(2.048)
+    interim = session.policy.next_window(session.now_ms)
+    assert interim is not None and not interim.final
+    offset = window_clock(interim)
+    said = [(" Ask", 0.1, 0.4, 0.9), (" not", 0.5, 0.9, 0.8), (" what", 1.0, 1.3, 0.3)]
+    session.policy.apply(
+        interim, [WordTiming(text=t, start=s - offset, end=e - offset, probability=p) for t, s, e, p in said]
+    )
+    session.feed(2.0 + PolicyConfig().end_of_speech_s + 0.05)
+    final = session.policy.next_window(session.now_ms)
+    assert final is not None and final.final
+
+    offset = window_clock(final)
+    misheard = [(" Ask", 0.1, 0.4, 0.9), (" knot", 0.5, 0.9, 0.5), (" what.", 1.0, 1.3, 0.9)]
+    out = session.policy.apply(
+        final,
+        [WordTiming(text=t, start=s - offset, end=e - offset, probability=p) for t, s, e, p in misheard],
+    )
+
+    assert [t.text for t in out if t.kind == "final"] == [
+        "Ask not what." if keeps_surer_words else "Ask knot what."
+    ]
 
 
 def test_final_with_no_words_sends_nothing_and_clears_the_window() -> None:
