@@ -137,8 +137,8 @@ NOTES = (
     "to the message showing it; lost words are offline words that no final word aligns to. The total "
     "WER leaves out items with an empty reference (their words are in 'words on empty ref.'). Compute "
     "is model seconds per second of streamed audio (every participant's track counts); the worker's "
-    "comes from the Redis counters, the offline one from transcribing each whole file once here, "
-    "on one thread as a worker's call runs.",
+    "comes from the Redis counters, the offline one from transcribing each whole file here (the "
+    "median of three passes), on one thread as a worker's call runs.",
 )
 
 
