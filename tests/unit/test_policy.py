@@ -843,7 +843,7 @@ def test_a_final_window_word_replacing_a_surer_word_heard_whole_before_is_put_ba
     later = [heard("a", 0.0, 0.2, 0.9), heard("day", 0.3, 0.6, 0.9), heard("in", 0.7, 0.9, 0.4)]
     later += [heard("night", 1.0, 1.3, 0.8), heard("room.", 1.4, 1.8, 0.9)]
 
-    kept = keep_surer_earlier_words(earlier, later, heard_until_s=1.5, margin_s=0.3)
+    kept = keep_surer_earlier_words(earlier, later)
 
     assert join_words(kept) == "a day and night room."  # "r", cut off at the edge, stays replaced
     assert kept[2].probability == 0.6 and (kept[2].start, kept[2].end) == (0.7, 0.9)
@@ -853,28 +853,28 @@ def test_a_final_window_word_surer_than_the_one_it_replaces_stays() -> None:
     earlier = [heard("nominate.", 0.0, 0.4, 0.42)]
     later = [heard("nominated.", 0.0, 0.4, 0.99)]
 
-    assert keep_surer_earlier_words(earlier, later, heard_until_s=2.0, margin_s=0.3) == later
+    assert keep_surer_earlier_words(earlier, later) == later
 
 
-def test_a_word_the_earlier_hypothesis_heard_at_its_edge_is_not_put_back() -> None:
+def test_the_last_word_of_the_earlier_hypothesis_is_not_put_back() -> None:
     earlier = [heard("not", 0.0, 0.2, 0.9), heard("unfree", 0.3, 0.8, 0.9)]
     later = [heard("not", 0.0, 0.2, 0.9), heard("unfrequent.", 0.3, 1.0, 0.6)]
 
-    assert keep_surer_earlier_words(earlier, later, heard_until_s=0.9, margin_s=0.3) == later
+    assert keep_surer_earlier_words(earlier, later) == later
 
 
 def test_words_replaced_by_more_or_fewer_words_or_elsewhere_stay_as_the_final_window_heard_them() -> None:
     earlier = [heard("depthors", 0.0, 0.3, 0.9), heard("side.", 0.3, 0.5, 0.9), heard("then", 3.0, 3.2, 0.9)]
     later = [heard("depthorside.", 0.0, 0.5, 0.4), heard("than", 1.0, 1.2, 0.5)]
 
-    assert keep_surer_earlier_words(earlier, later, heard_until_s=5.0, margin_s=0.3) == later
+    assert keep_surer_earlier_words(earlier, later) == later
 
 
 def test_a_put_back_word_keeps_the_punctuation_the_final_window_heard() -> None:
     earlier = [heard("trouble", 0.0, 0.4, 0.8), heard("and", 0.5, 0.7, 0.9)]
     later = [heard("travel.", 0.0, 0.4, 0.6), heard("And", 0.5, 0.7, 0.9)]
 
-    assert join_words(keep_surer_earlier_words(earlier, later, 2.0, 0.3)) == "trouble. And"
+    assert join_words(keep_surer_earlier_words(earlier, later)) == "trouble. And"
 
 
 @pytest.mark.parametrize("keeps_surer_words", [True, False])
