@@ -75,17 +75,7 @@ class PolicyConfig:
     vad_frame_samples: int = 512
     min_probability: float = 0.7
     """Mean word probability a phrase needs before a sentence end may cut it early."""
-    max_prompt_finals: int = 20
-    """The last finals before a window's context whose text prompts the decoder (its previous
-    text, read in one pass; Whisper keeps the last 223 tokens). The offline pass hears each word
-    within up to 30 s of audio; a window hears `context_s` of it, and the prompt tells it more of
-    what was said before. Phrase-sized finals are a few words each: two left the decoder about ten
-    words, and it heard the same word differently from one sentence to the next ("ward", then
-    "war"). `bench.simulate --fixed-compute 0.9` on the long-form item, offsets 0/0.15/0.3/0.45 s
-    (offline 61 word errors): 2 finals 64/63/62/66, 8 finals 63/64/64/61, 20 finals 65/56/60/57,
-    40 finals 61/58/64/58; with 9 s of context, 2 finals 66/71/72/67 and 20 finals 72/75/57/63.
-    A window's cost hardly moves (`bench` timing of ten 12 s continued windows: 204 ms with an
-    8-word prompt, 212 ms with 80 words)."""
+    max_prompt_finals: int = 2
     return_audio: bool = False
     phrase_finals: bool = True
     """Commit stable words at phrase boundaries (punctuation or a pause) without waiting for a

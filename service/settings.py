@@ -82,8 +82,7 @@ class Settings(BaseSettings):
     whisper_min_probability: float = Field(default=0.7, ge=0.0, le=1.0)
     whisper_flush_buffer_interval: int = Field(default=2000, ge=100, le=600_000)
     """Milliseconds without new audio after which a participant's pending speech becomes final."""
-    whisper_max_finals_in_initial_prompt: int = Field(default=20, ge=0, le=50)
-    """Finals before a window whose text prompts the decoder (Whisper keeps the last 223 tokens)."""
+    whisper_max_finals_in_initial_prompt: int = Field(default=2, ge=0, le=20)
 
     # --- the websocket edge -------------------------------------------------------------------
     host: str = "127.0.0.1"
