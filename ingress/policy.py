@@ -76,6 +76,12 @@ class PolicyConfig:
     min_probability: float = 0.7
     """Mean word probability a phrase needs before a sentence end may cut it early."""
     max_prompt_finals: int = 2
+    """The last finals before a window's context whose text prompts the decoder (its previous
+    text, read in one pass). Twenty looked better on the long-form item in `bench.simulate
+    --fixed-compute 0.9` (offsets 0/0.15/0.3/0.45 s: 65/56/60/57 word errors against 64/63/62/66,
+    offline 61) but not through the service: `make bench` on the dev corpus made 65, 58, 67 and 66
+    long-form errors with it, and on the held-out corpus (the same code but this) 7.3% WER
+    against 5.9% with two (offline 6.8%), 2026-12-04; a window also cost about 4% more."""
     return_audio: bool = False
     phrase_finals: bool = True
     """Commit stable words at phrase boundaries (punctuation or a pause) without waiting for a
@@ -136,9 +142,9 @@ class PolicyConfig:
     one when that was surer and heard whole: one more hearing of the same audio is no better
     than the one before it ("a day and night room" heard, then "a day in night room" committed).
     `bench.simulate --fixed-compute 0.9` on the long-form item, offsets 0/0.15/0.3/0.45 s (offline
-    61): with 2 prompt finals 64/63/62/66 word errors against 65/63/62/67 without; with 20, once
-    "heard whole" meant "followed by another word" rather than "ended 0.3 s before the window's
-    audio" (which kept "a day in night room"), 66/52/62/52 against 65/56/60/57."""
+    61): 64/63/62/66 word errors against 65/63/62/67 without; with 20 prompt finals, once "heard
+    whole" meant "followed by another word" rather than "ended 0.3 s before the window's audio"
+    (which kept "a day in night room"), 66/52/62/52 against 65/56/60/57."""
     settled_hypotheses: int = 3
     """Words this many consecutive hypotheses agreed on may be cut early whatever their
     probability: more context did not change them, and waiting for the window to fill delayed them
