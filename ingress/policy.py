@@ -44,6 +44,7 @@ FUZZY_MIN_LETTERS = 4
 SENTENCE_END = (".", "?", "!", "。", "？", "！")
 PHRASE_END = (",", ";", ":", "，", "、")
 _NOT_WORD = re.compile(r"[^\w']+")
+_TRAILING_MARKS = "".join(SENTENCE_END + PHRASE_END)
 
 
 @dataclass(frozen=True)
@@ -276,8 +277,8 @@ def keep_surer_earlier_words(earlier: Sequence[Word], later: Sequence[Word]) -> 
 def _with_trailing_marks(text: str, marks_from: str) -> str:
     """`text`'s word with the punctuation that ends `marks_from` (a final's sentence end stays)."""
     stripped = marks_from.rstrip()
-    marks = stripped[len(stripped.rstrip("".join(SENTENCE_END + PHRASE_END))) :]
-    return text.rstrip().rstrip("".join(SENTENCE_END + PHRASE_END)) + marks
+    marks = stripped[len(stripped.rstrip(_TRAILING_MARKS)) :]
+    return text.rstrip().rstrip(_TRAILING_MARKS) + marks
 
 
 def join_words(words: Sequence[Word]) -> str:

@@ -99,10 +99,17 @@ def in_window(plan: WindowPlan, words: Sequence[Spoken]) -> list[WordTiming]:
     ]
 
 
-def timings(plan: WindowPlan, *words: tuple[str, float, float]) -> list[WordTiming]:
-    """Hand-written model output with stream times, converted to the window's clock."""
+def timings(
+    plan: WindowPlan, *words: tuple[str, float, float], probabilities: Sequence[float] = ()
+) -> list[WordTiming]:
+    """Hand-written model output with stream times, converted to the window's clock (each word's
+    probability 0.9 unless `probabilities` gives them)."""
     offset = window_clock(plan)
-    return [WordTiming(text=t, start=s - offset, end=e - offset, probability=0.9) for t, s, e in words]
+    sure = probabilities or [0.9] * len(words)
+    return [
+        WordTiming(text=t, start=s - offset, end=e - offset, probability=p)
+        for (t, s, e), p in zip(words, sure, strict=True)
+    ]
 
 
 Model = Callable[[WindowPlan], list[WordTiming]]
@@ -883,21 +890,14 @@ def test_a_final_window_keeps_the_surer_word_the_last_hypothesis_heard(keeps_sur
     session.feed(2.048)
     interim = session.policy.next_window(session.now_ms)
     assert interim is not None and not interim.final
-    offset = window_clock(interim)
-    said = [(" Ask", 0.1, 0.4, 0.9), (" not", 0.5, 0.9, 0.8), (" what", 1.0, 1.3, 0.3)]
-    session.policy.apply(
-        interim, [WordTiming(text=t, start=s - offset, end=e - offset, probability=p) for t, s, e, p in said]
-    )
+    said = ((" Ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.3))
+    session.policy.apply(interim, timings(interim, *said, probabilities=[0.9, 0.8, 0.3]))
     session.feed(2.0 + PolicyConfig().end_of_speech_s + 0.05)
     final = session.policy.next_window(session.now_ms)
     assert final is not None and final.final
 
-    offset = window_clock(final)
-    misheard = [(" Ask", 0.1, 0.4, 0.9), (" knot", 0.5, 0.9, 0.5), (" what.", 1.0, 1.3, 0.9)]
-    out = session.policy.apply(
-        final,
-        [WordTiming(text=t, start=s - offset, end=e - offset, probability=p) for t, s, e, p in misheard],
-    )
+    misheard = ((" Ask", 0.1, 0.4), (" knot", 0.5, 0.9), (" what.", 1.0, 1.3))
+    out = session.policy.apply(final, timings(final, *misheard, probabilities=[0.9, 0.5, 0.9]))
 
     assert [t.text for t in out if t.kind == "final"] == [
         "Ask not what." if keeps_surer_words else "Ask knot what."
