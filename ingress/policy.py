@@ -82,7 +82,8 @@ class PolicyConfig:
     --fixed-compute 0.9` (offsets 0/0.15/0.3/0.45 s: 65/56/60/57 word errors against 64/63/62/66,
     offline 61) but not through the service: `make bench` on the dev corpus made 65, 58, 67 and 66
     long-form errors with it, and on the held-out corpus (the same code but this) 7.3% WER
-    against 5.9% with two (offline 6.8%), 2026-12-04; a window also cost about 4% more."""
+    against 5.9% with two (offline 6.8%), 2026-12-04; a window also cost about 4% more (README,
+    where a window's compute goes)."""
     return_audio: bool = False
     phrase_finals: bool = True
     """Commit stable words at phrase boundaries (punctuation or a pause) without waiting for a

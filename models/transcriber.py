@@ -60,7 +60,7 @@ MAX_FRAMES = int(SEGMENT_S * FRAMES_PER_SECOND)
 ENCODER_STEP_FRAMES = 10
 """Encoder inputs grow in steps of 0.1 s. In whole seconds, a 10.1 s window (most long-form
 windows fill their 10.5 s of context) got 2 s of padding where 1 s is enough: 12 s of input
-for 11.1 s, about 8% more encoder and alignment work."""
+instead of 11.1 s, and the encoder's and the alignment's work grows with the input."""
 
 
 def encoder_frames(seconds: float) -> int:
