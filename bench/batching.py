@@ -28,9 +28,10 @@ from pathlib import Path
 from bench.corpus import default_corpus_dir, load_corpus
 from bench.run import RESULTS_DIR, positive_counts
 from models.transcriber import Transcriber, Window
-from service.audio import BYTES_PER_SECOND, read_wav_pcm
+from service.audio import BYTES_PER_SECOND
 from service.languages import ENGLISH
 from service.logs import configure_logging
+from service.pcm_files import read_pcm
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def cut_windows(corpus: Path, count: int, with_prompts: bool) -> list[Window]:
     each with a prompt of some of its track's reference words when `with_prompts`."""
     rng = random.Random(SEED)
     tracks = [
-        (read_wav_pcm(str(track.audio)), track.reference.split())
+        (read_pcm(track.audio), track.reference.split())
         for item in load_corpus(corpus)
         if item.language == ENGLISH
         for track in item.tracks

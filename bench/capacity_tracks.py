@@ -20,7 +20,8 @@ from typing import TypeVar
 from bench.corpus import CorpusItem
 from bench.metrics import TimedWord
 from bench.scoring import normalize_text
-from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, read_wav_pcm
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.pcm_files import read_pcm
 
 MAX_CLIP_S = 15.0
 """Longer items (the 35 s synthetic ones) are monologues, not turns of a conversation."""
@@ -128,8 +129,8 @@ def _item_clips(item: CorpusItem) -> list[Clip]:
         if item.multi_speaker:
             return []
         track = item.tracks[0]
-        return [Clip(item.name, read_wav_pcm(str(track.audio)), track.reference)]
-    audio = {name: read_wav_pcm(str(track.audio)) for name, track in tracks.items()}
+        return [Clip(item.name, read_pcm(track.audio), track.reference)]
+    audio = {name: read_pcm(track.audio) for name, track in tracks.items()}
     return [
         Clip(
             f"{item.name}#{index}", cut(audio[segment.participant], segment.start, segment.end), segment.text

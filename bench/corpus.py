@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from service.audio import SAMPLE_WIDTH_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_LANGUAGE = "none"
@@ -49,10 +52,35 @@ class CorpusItem:
         return len(self.tracks) > 1
 
 
+REPO_CORPUS = REPO_ROOT / "corpus"
+AUDIO_SUFFIXES = (".flac", ".wav")
+"""How a corpus names its audio: the repository's is FLAC, a corpus made by `bench.heldout` is WAV."""
+
+
+PCM_FINGERPRINT = ("samples", "pcm_sha256")
+"""What the manifest records of each audio file's decoded PCM: its sample count and SHA-256, so a
+lossless copy (the repository's FLAC) is checked against the WAV it was made from."""
+
+
+def pcm_fingerprint(pcm: bytes) -> dict[str, Any]:
+    """The manifest's fingerprint of PCM s16le bytes, keyed as in PCM_FINGERPRINT."""
+    samples_key, checksum_key = PCM_FINGERPRINT
+    return {samples_key: len(pcm) // SAMPLE_WIDTH_BYTES, checksum_key: hashlib.sha256(pcm).hexdigest()}
+
+
 def default_corpus_dir() -> Path:
-    """$CORPUS_DIR (as the tests read it), else `shared/corpus` beside the repository."""
+    """$CORPUS_DIR (the tests read it too), else the repository's own `corpus/`."""
     override = os.environ.get("CORPUS_DIR")
-    return Path(override) if override else REPO_ROOT.parent / "shared" / "corpus"
+    return Path(override) if override else REPO_CORPUS
+
+
+def audio_file(folder: Path, stem: str) -> Path:
+    """The audio file `stem` of a corpus folder, FLAC or WAV (`jfk_ask_not`, `meeting_3spk_dev.spk1`)."""
+    candidates = [folder / f"{stem}{suffix}" for suffix in AUDIO_SUFFIXES]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"no {' or '.join(path.name for path in candidates)} in {folder}")
 
 
 def load_corpus(folder: Path) -> list[CorpusItem]:

@@ -4,7 +4,7 @@
     python -m bench.heldout OUT [--seed 7]
     make bench BENCH_ARGS="--corpus OUT"
 
-The streaming policy was tuned on the dev corpus only (`../shared/corpus/`). This writes a corpus
+The streaming policy was tuned on the dev corpus only (`corpus/`). This writes a corpus
 of the same layout from `heldout_passages.txt` (written for it, one utterance a line, passages
 separated by blank lines), spoken by flite's clustergen voices (slt, rms, awb: American female and
 male, Scottish male) and festival's HTS voice of slt: long-form items of one voice reading
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from bench.corpus import NO_LANGUAGE
-from bench.perturb import audio_files, read_samples, write_wav
+from bench.perturb import audio_files, read_samples, write_samples
 from service.audio import SAMPLE_RATE
 
 PASSAGES_FILE = Path(__file__).with_name("heldout_passages.txt")
@@ -179,7 +179,7 @@ def _entry(
 
 
 def _write(out: Path, stem: str, samples: np.ndarray, text: str) -> dict[str, str]:
-    write_wav(out / f"{stem}.wav", samples)
+    write_samples(out / f"{stem}.wav", samples)
     (out / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
     return {"audio": f"{stem}.wav", "reference": f"{stem}.txt"}
 

@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.corpus import default_corpus_dir
-from service.audio import SAMPLE_RATE, pcm_to_wav, read_wav_pcm
+from bench.corpus import PCM_FINGERPRINT, audio_file, default_corpus_dir
+from service.audio import SAMPLE_RATE
+from service.pcm_files import read_pcm, write_pcm
 
 FRAME_S = 0.03
 SPEECH_FLOOR_DB = -40.0
@@ -66,12 +67,13 @@ def to_pcm(samples: np.ndarray) -> np.ndarray:
     return np.clip(np.round(samples), -32768, 32767).astype("<i2")
 
 
-def write_wav(path: Path, samples: np.ndarray) -> None:
-    path.write_bytes(pcm_to_wav(to_pcm(samples).tobytes()))
+def write_samples(path: Path, samples: np.ndarray) -> None:
+    """As WAV or FLAC, by the file's name (a perturbed corpus keeps its source's names)."""
+    write_pcm(path, to_pcm(samples).tobytes())
 
 
 def read_samples(path: Path) -> np.ndarray:
-    return np.frombuffer(read_wav_pcm(str(path)), dtype="<i2")
+    return np.frombuffer(read_pcm(path), dtype="<i2")
 
 
 def audio_files(entry: dict[str, Any]) -> list[tuple[str, str]]:
@@ -80,6 +82,14 @@ def audio_files(entry: dict[str, Any]) -> list[tuple[str, str]]:
     pairs = [(files["audio"], files["reference"])] if "audio" in files else []
     pairs += [(spec["audio"], spec["reference"]) for spec in files.get("tracks", {}).values()]
     return pairs
+
+
+def without_fingerprints(files: dict[str, Any]) -> dict[str, Any]:
+    """An item's files without the sample count and checksum of the source's audio, which no longer hold."""
+    stripped = {key: value for key, value in files.items() if key not in PCM_FINGERPRINT}
+    if "tracks" in files:
+        stripped["tracks"] = {name: without_fingerprints(spec) for name, spec in files["tracks"].items()}
+    return stripped
 
 
 def perturb_corpus(source: Path, out: Path, speed: float, snr_db: float | None, noise: np.ndarray) -> None:
@@ -96,9 +106,11 @@ def perturb_corpus(source: Path, out: Path, speed: float, snr_db: float | None, 
             samples = change_speed(read_samples(source / audio), speed)
             if snr_db is not None:
                 samples = add_noise(samples, noise, snr_db)
-            write_wav(out / audio, samples)
+            write_samples(out / audio, samples)
         if speech:
-            entry = dict(entry, duration_s=entry["duration_s"] / speed)
+            entry = dict(
+                entry, duration_s=entry["duration_s"] / speed, files=without_fingerprints(entry["files"])
+            )
             entry["segments"] = [
                 dict(s, start=s["start"] / speed, end=s["end"] / speed) for s in entry.get("segments", [])
             ]
@@ -120,10 +132,12 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=default_corpus_dir(), help="folder with manifest.json")
     parser.add_argument("--speed", type=float, default=1.0, help="play speech this many times as fast")
     parser.add_argument("--snr-db", type=float, help="mix noise in at this speech-to-noise ratio (dB)")
-    parser.add_argument("--noise", type=Path, help="noise WAV (default: the corpus's noise_20s.wav)")
+    parser.add_argument("--noise", type=Path, help="noise WAV or FLAC (default: the corpus's noise_20s)")
     args = parser.parse_args()
     noise = (
-        read_samples(args.noise or args.corpus / "noise_20s.wav") if args.snr_db is not None else np.zeros(1)
+        read_samples(args.noise or audio_file(args.corpus, "noise_20s"))
+        if args.snr_db is not None
+        else np.zeros(1)
     )
     perturb_corpus(args.corpus, args.out, args.speed, args.snr_db, noise)
     print(f'wrote {args.out}; run: make bench BENCH_ARGS="--corpus {args.out}"')

@@ -33,9 +33,9 @@ from bench.metrics import FINAL, INTERIM, Message, TimedWord
 from bench.report import ItemReport, Report, write_all
 from demos.client import DEFAULT_CHUNK_SAMPLES, MeetingResult, meeting_url, stream_meeting
 from service import names
-from service.audio import read_wav_pcm
 from service.launcher import LocalStack, free_port
 from service.logs import configure_logging
+from service.pcm_files import read_pcm
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def transcribe_offline(
     transcripts: dict[OfflineKey, OfflineTranscript] = {}
     for item in items:
         for track in item.tracks:
-            pcm, language = read_wav_pcm(str(track.audio)), language_of(item, default_language)
+            pcm, language = read_pcm(track.audio), language_of(item, default_language)
             runs = [offline_transcript(transcriber, pcm, language) for _ in range(OFFLINE_REPEATS)]
             passes = tuple(run.compute_s for run in runs)
             transcript = OfflineTranscript(runs[0].words, statistics.median(passes), passes)
@@ -265,7 +265,7 @@ def stream_item(
     item: CorpusItem, endpoint: Endpoint, speed: float, language: str
 ) -> tuple[MeetingResult, StreamCompute | None]:
     """One meeting with a participant per track, and the worker compute it caused."""
-    tracks = [(track.participant, read_wav_pcm(str(track.audio))) for track in item.tracks]
+    tracks = [(track.participant, read_pcm(track.audio)) for track in item.tracks]
     meeting = meeting_url(endpoint.url, f"bench-{item.name}-{uuid.uuid4().hex[:8]}")
     logger.info("streaming %s: %d track(s) of %.1f s at %gx", item.name, len(tracks), item.duration_s, speed)
     counters = redis.Redis.from_url(endpoint.redis_url) if endpoint.redis_url else None

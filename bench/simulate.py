@@ -1,7 +1,7 @@
 """Replay a WAV through the ingress's VAD and streaming policy and the worker's model in one
 process, on a simulated clock: no Redis, no websocket. For tuning and debugging the policy.
 
-    python -m bench.simulate FILE.wav [--speed 1] [--verbose] [--fixed-compute S] [--offsets 0,0.3]
+    python -m bench.simulate FILE [--speed 1] [--verbose] [--fixed-compute S] [--offsets 0,0.3]
 
 Chunks arrive every 1.024 s of simulated time; a model call occupies the simulated clock for
 its measured compute time, and chunks that arrive meanwhile join the next window. Word errors
@@ -24,8 +24,9 @@ from bench.run import non_negative_seconds, offline_transcript
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.vad import SileroVad
 from models.transcriber import Transcriber, Window
-from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32, read_wav_pcm
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.languages import ENGLISH
+from service.pcm_files import read_pcm
 from service.settings import Settings
 
 CHUNK_SAMPLES = 16_384
@@ -140,7 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("wav")
+    parser.add_argument("audio", help="16 kHz mono WAV or FLAC; its reference is the .txt beside it")
     parser.add_argument("--reference", help="reference transcript file (default: WAV with .txt)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--speed", type=float, default=1.0, help="chunks arrive this many times faster")
@@ -163,10 +164,10 @@ def main() -> None:
         help="replay after each of these seconds of leading silence (default 0)",
     )
     args = parser.parse_args()
-    pcm = read_wav_pcm(args.wav)
+    pcm = read_pcm(args.audio)
     transcriber = Transcriber.from_settings(Settings())
     config = policy_config(args.set)
-    reference_path = args.reference or args.wav.removesuffix(".wav") + ".txt"
+    reference_path = args.reference or str(Path(args.audio).with_suffix(".txt"))
     reference = Path(reference_path).read_text(encoding="utf-8")
     offline = offline_transcript(transcriber, pcm, ENGLISH)
     offline_errors = count_errors(reference, " ".join(w.text for w in offline.words), ENGLISH)

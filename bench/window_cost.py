@@ -1,6 +1,6 @@
 """What one streaming window costs the worker, and how much of it the context prefix is.
 
-    python -m bench.window_cost [FILE.wav] [--start 30] [--seconds 9] [--context 4] [--repeats 5]
+    python -m bench.window_cost [FILE] [--start 30] [--seconds 9] [--context 4] [--repeats 5]
 
 Times the worker's own call (`Transcriber.transcribe_batch`, one window) on `--seconds` of the file
 from `--start`: as a window without context; as the same audio with its first `--context` seconds
@@ -18,12 +18,14 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from bench.corpus import REPO_CORPUS
 from ingress.policy import PolicyConfig
 from models.transcriber import Transcriber, Window
-from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, read_wav_pcm
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.pcm_files import read_pcm
 from service.settings import Settings
 
-DEFAULT_FILE = "../shared/corpus/longform_lj003_newgate_amateur.wav"
+DEFAULT_FILE = str(REPO_CORPUS / "longform_lj003_newgate_amateur.flac")
 CONTINUED_TAIL_WORDS = PolicyConfig().context_tail_words
 
 
@@ -84,7 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("wav", nargs="?", default=DEFAULT_FILE)
+    parser.add_argument("audio", nargs="?", default=DEFAULT_FILE, help="16 kHz mono WAV or FLAC")
     parser.add_argument("--start", type=float, default=30.0, help="window start in the file (s)")
     parser.add_argument("--seconds", type=float, default=9.0, help="window length (s)")
     parser.add_argument("--context", type=float, default=4.0, help="seconds of it given as prefix")
@@ -92,11 +94,11 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.context < args.seconds or args.repeats < 1:
         parser.error("need 0 < --context < --seconds and --repeats >= 1")
-    pcm = read_wav_pcm(args.wav)
+    pcm = read_pcm(args.audio)
     first = round(args.start * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES
     window = pcm[first : first + round(args.seconds * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES]
     cost = measure(Transcriber.from_settings(Settings()), window, args.context, args.repeats)
-    print(f"{args.seconds:.1f} s window from {args.start:.1f} s of {args.wav}, median of {args.repeats}:")
+    print(f"{args.seconds:.1f} s window from {args.start:.1f} s of {args.audio}, median of {args.repeats}:")
     print(f"  alone:          {cost.seconds_alone:.3f} s ({cost.words_alone} words)")
     print(
         f"  with prefix:    {cost.seconds_with_prefix:.3f} s ({cost.prefix_words} prefix words,"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from service.audio import SAMPLE_RATE, read_wav_pcm
+from service.audio import SAMPLE_RATE
+from service.pcm_files import read_pcm
 
 INT16_SCALE = 32768.0
 """`decode_audio` resamples to s16 and divides by 2**15: multiplying back gives the samples exactly."""
@@ -29,7 +30,7 @@ def load_pcm(path: Path) -> bytes:
     if path.is_dir():
         raise AudioFileError(f"{path}: is a folder, not an audio file")
     try:
-        return read_wav_pcm(str(path))
+        return read_pcm(str(path))
     except (wave.Error, EOFError, ValueError):
         pass  # not a WAV, or not 16 kHz mono 16-bit: FFmpeg decodes and resamples it
     return decode_pcm(path)

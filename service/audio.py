@@ -26,15 +26,3 @@ def pcm_to_wav(pcm: bytes) -> bytes:
         wav.setframerate(SAMPLE_RATE)
         wav.writeframes(pcm)
     return buffer.getvalue()
-
-
-def read_wav_pcm(path: str) -> bytes:
-    """PCM bytes of a 16 kHz mono s16 WAV file; anything else is refused with the reason."""
-    with wave.open(path, "rb") as wav:
-        shape = (wav.getframerate(), wav.getnchannels(), wav.getsampwidth())
-        if shape != (SAMPLE_RATE, 1, SAMPLE_WIDTH_BYTES):
-            raise ValueError(
-                f"{path}: need 16 kHz mono 16-bit WAV, got {shape[0]} Hz, {shape[1]} channel(s), "
-                f"{8 * shape[2]}-bit"
-            )
-        return wav.readframes(wav.getnframes())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from demos.client import MeetingResult, stream_meeting
-from service.audio import read_wav_pcm
 from service.launcher import LocalStack, free_port
+from service.pcm_files import read_pcm
 from service.settings import Settings
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -64,9 +64,11 @@ def service() -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def wav(corpus_dir: Path) -> Any:
+def speech(corpus_audio: Callable[[str], Path]) -> Any:
+    """A corpus item's or track's samples as PCM bytes, by its name."""
+
     def read(name: str) -> bytes:
-        return read_wav_pcm(str(corpus_dir / f"{name}.wav"))
+        return read_pcm(corpus_audio(name))
 
     return read
 

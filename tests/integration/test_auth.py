@@ -97,21 +97,21 @@ def assert_refused(result: MeetingResult, reason: str) -> None:
 
 
 def test_a_valid_bearer_token_streams_and_gets_finals(
-    service: Service, locked: LockedIngress, wav: Any, reference: Any
+    service: Service, locked: LockedIngress, speech: Any, reference: Any
 ) -> None:
     token = locked.token(room="auth-ok")
-    result = service.stream("auth-ok", [("jfk", wav("jfk_ask_not"))], base=locked.base, token=token)
+    result = service.stream("auth-ok", [("jfk", speech("jfk_ask_not"))], base=locked.base, token=token)
 
     assert result.closed_normally, (result.close_code, result.close_reason)
     assert error_rate(reference("jfk_ask_not"), result.transcript("jfk")) <= 0.10
 
 
-def test_a_token_in_the_query_string_works_too(service: Service, locked: LockedIngress, wav: Any) -> None:
+def test_a_token_in_the_query_string_works_too(service: Service, locked: LockedIngress, speech: Any) -> None:
     url = service.url("auth-query", base=locked.base) + "?auth_token=" + locked.token()
 
     async def bounded() -> MeetingResult:
         async with asyncio.timeout(STREAM_TIMEOUT_S):
-            return await stream_meeting(url, [("jfk", wav("jfk_ask_not"))], speed=TEST_SPEED)
+            return await stream_meeting(url, [("jfk", speech("jfk_ask_not"))], speed=TEST_SPEED)
 
     result = asyncio.run(bounded())
 
@@ -130,7 +130,7 @@ def test_a_token_in_the_query_string_works_too(service: Service, locked: LockedI
     ],
 )
 def test_bad_tokens_are_refused_with_a_reason_and_no_transcript(
-    service: Service, locked: LockedIngress, wav: Any, case: str, reason: str
+    service: Service, locked: LockedIngress, speech: Any, case: str, reason: str
 ) -> None:
     now = int(time.time())
     token = {
@@ -141,16 +141,16 @@ def test_bad_tokens_are_refused_with_a_reason_and_no_transcript(
         "no token": lambda: None,
     }[case]()
 
-    result = service.stream("auth-refused", [("jfk", wav("jfk_ask_not"))], base=locked.base, token=token)
+    result = service.stream("auth-refused", [("jfk", speech("jfk_ask_not"))], base=locked.base, token=token)
 
     assert_refused(result, reason)
 
 
-def test_no_token_reaches_the_ingress_log(service: Service, locked: LockedIngress, wav: Any) -> None:
+def test_no_token_reaches_the_ingress_log(service: Service, locked: LockedIngress, speech: Any) -> None:
     """Last in this module: it stops the ingress so that its log is complete."""
     token = locked.token(aud="someone-else")
     url = service.url("auth-log", base=locked.base) + "?auth_token=" + token
-    result = asyncio.run(stream_meeting(url, [("jfk", wav("jfk_ask_not")[:32_000])], speed=None))
+    result = asyncio.run(stream_meeting(url, [("jfk", speech("jfk_ask_not")[:32_000])], speed=None))
     assert_refused(result, "token audience not accepted")
     service.stack.stop_process(INGRESS)
 

@@ -211,9 +211,9 @@ def bad_frames() -> list[tuple[Frame, int, str, str | None]]:
 
 
 def test_each_malformed_message_gets_its_error_and_nothing_else_is_lost(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
-    jfk = wav(JFK)
+    jfk = speech(JFK)
     good = audio_frames("jfk", jfk)
     cases = bad_frames()
     # Bad frames between the good ones, one after each of the first chunks.
@@ -245,10 +245,10 @@ def test_each_malformed_message_gets_its_error_and_nothing_else_is_lost(
 
 
 def test_a_frame_over_the_size_limit_closes_1009_and_the_meeting_beside_it_goes_on(
-    service: Service, replicas: Any, wav: Any, reference: Any
+    service: Service, replicas: Any, speech: Any, reference: Any
 ) -> None:
     limits = replicas("ingress-limits", LIMITS_ENV)
-    jfk = wav(JFK)
+    jfk = speech(JFK)
     good = audio_frames("jfk", jfk)
     too_big = build_header("jfk", "en") + bytes(200_000)
     frames = [*good[:4], (good[4][0], too_big), *good[4:]]
@@ -266,10 +266,10 @@ def test_a_frame_over_the_size_limit_closes_1009_and_the_meeting_beside_it_goes_
 
 
 def test_a_participant_beyond_the_limit_is_told_once_and_the_others_go_on(
-    service: Service, replicas: Any, wav: Any, reference: Any
+    service: Service, replicas: Any, speech: Any, reference: Any
 ) -> None:
     limits = replicas("ingress-limits", LIMITS_ENV)
-    jfk, quiet = wav(JFK), wav("silence_20s")[: len(wav(JFK))]
+    jfk, quiet = speech(JFK), speech("silence_20s")[: len(speech(JFK))]
     tracks = [("jfk", jfk), ("quiet", quiet), ("extra", jfk)]
 
     full, beside = run_together(
@@ -293,10 +293,10 @@ def test_a_participant_beyond_the_limit_is_told_once_and_the_others_go_on(
 
 
 def test_an_idle_socket_is_flushed_then_closed_with_a_reason(
-    service: Service, replicas: Any, wav: Any, reference: Any
+    service: Service, replicas: Any, speech: Any, reference: Any
 ) -> None:
     limits = replicas("ingress-limits", LIMITS_ENV)
-    jfk = wav(JFK)
+    jfk = speech(JFK)
 
     idle, beside = run_together(
         open_and_converse(service.url("idle", limits.base), audio_frames("jfk", jfk), end_marker=False),
@@ -318,10 +318,10 @@ def test_an_idle_socket_is_flushed_then_closed_with_a_reason(
 
 
 def test_audio_faster_than_the_rate_limit_is_refused_and_the_rest_is_kept(
-    service: Service, replicas: Any, wav: Any, reference: Any
+    service: Service, replicas: Any, speech: Any, reference: Any
 ) -> None:
     rate = replicas("ingress-rate", {"AUDIO_RATE_LIMIT": "2", "AUDIO_BURST_S": "4"})
-    jfk = wav(JFK)
+    jfk = speech(JFK)
     calm_speed = 1.6  # within the 2x limit
     # "hasty" sends all 11 s at once: the 4 s burst lets its first 3 chunks in, the rest is refused.
     frames = merged(audio_frames("hasty", jfk, speed=None), audio_frames("calm", jfk, speed=calm_speed))
@@ -351,21 +351,21 @@ def test_audio_faster_than_the_rate_limit_is_refused_and_the_rest_is_kept(
 
 
 def test_with_no_worker_answering_pending_audio_stays_bounded(
-    service: Service, replicas: Any, wav: Any
+    service: Service, replicas: Any, speech: Any
 ) -> None:
     # A Redis database no worker listens to: windows go out and never come back.
     stranded = service.stack.redis_url.rsplit("/", 1)[0] + "/1"
     env = {"REDIS_URL": stranded, "MAX_PENDING_AUDIO_S": "30"}
     behind = replicas("ingress-no-workers", env)
-    jfk = wav(JFK)
-    speech = audio_frames("talker", jfk * 4, speed=8.0)  # 44 s of speech in 5.5 s
+    jfk = speech(JFK)
+    talking_frames = audio_frames("talker", jfk * 4, speed=8.0)  # 44 s of speech in 5.5 s
     process = psutil.Process(service.stack.process(behind.name).pid)
     rss_before = process.memory_info().rss
 
     async def talk_then_leave() -> MeetingResult:
         async with connect(service.url("behind", behind.base)) as websocket:
-            talking = asyncio.create_task(converse(websocket, speech, end_marker=False))
-            await asyncio.sleep(speech[-1][0] + 1.0)
+            talking = asyncio.create_task(converse(websocket, talking_frames, end_marker=False))
+            await asyncio.sleep(talking_frames[-1][0] + 1.0)
             await websocket.close()
             return await talking
 
@@ -384,10 +384,10 @@ def test_with_no_worker_answering_pending_audio_stays_bounded(
 
 
 def test_one_connection_too_many_is_refused_with_1013_and_the_first_goes_on(
-    service: Service, replicas: Any, wav: Any, reference: Any
+    service: Service, replicas: Any, speech: Any, reference: Any
 ) -> None:
     single = replicas("ingress-single", {"WHISPER_MAX_CONNECTIONS": "1"})
-    jfk = wav(JFK)
+    jfk = speech(JFK)
 
     async def two_sockets() -> list[MeetingResult]:
         async with connect(service.url("first", single.base)) as first:
@@ -448,7 +448,7 @@ def expected_refusals(frames: Sequence[Frame]) -> Counter[int]:
 
 
 def test_random_frames_never_hurt_the_ingress_or_the_meeting_beside_them(
-    service: Service, replicas: Any, wav: Any, reference: Any
+    service: Service, replicas: Any, speech: Any, reference: Any
 ) -> None:
     fuzz = replicas("ingress-fuzz", {})
     process = psutil.Process(service.stack.process(fuzz.name).pid)
@@ -470,7 +470,7 @@ def test_random_frames_never_hurt_the_ingress_or_the_meeting_beside_them(
         }
 
     async def beside_and_throw() -> tuple[MeetingResult, float]:
-        neighbour_task = asyncio.create_task(neighbour(fuzz.base, service, "fuzz-neighbour", wav(JFK)))
+        neighbour_task = asyncio.create_task(neighbour(fuzz.base, service, "fuzz-neighbour", speech(JFK)))
         started = time.monotonic()
         await asyncio.to_thread(throw)
         fuzz_s = time.monotonic() - started
@@ -491,7 +491,7 @@ def test_random_frames_never_hurt_the_ingress_or_the_meeting_beside_them(
 
 
 def test_windows_no_worker_answers_get_an_error_and_the_meeting_still_ends(
-    service: Service, replicas: Any, wav: Any
+    service: Service, replicas: Any, speech: Any
 ) -> None:
     # A Redis database no worker listens to, and a short wait for each window.
     stranded = service.stack.redis_url.rsplit("/", 1)[0] + "/2"
@@ -499,7 +499,7 @@ def test_windows_no_worker_answers_get_an_error_and_the_meeting_still_ends(
     started = time.monotonic()
 
     (result,) = run_together(
-        stream_meeting(service.url("unanswered", unanswered.base), [("jfk", wav(JFK))], speed=None)
+        stream_meeting(service.url("unanswered", unanswered.base), [("jfk", speech(JFK))], speed=None)
     )
 
     print_errors(result)
@@ -511,7 +511,7 @@ def test_windows_no_worker_answers_get_an_error_and_the_meeting_still_ends(
 
 
 def test_a_saturated_pool_refuses_new_connections_with_1013_and_recovers(
-    service: Service, replicas: Any, wav: Any
+    service: Service, replicas: Any, speech: Any
 ) -> None:
     """Windows nobody answers look like a pool that cannot keep up: while two wait longer than
     SATURATION_ROUND_TRIP_S, a newcomer is refused (1013 and why); the meeting already there is not
@@ -519,7 +519,7 @@ def test_a_saturated_pool_refuses_new_connections_with_1013_and_recovers(
     stranded = service.stack.redis_url.rsplit("/", 1)[0] + "/6"  # no worker serves this database
     env = {"REDIS_URL": stranded, "SATURATION_ROUND_TRIP_S": "1", "TRANSCRIPTION_TIMEOUT_S": "4"}
     busy = replicas("ingress-saturated", env)
-    talkers = merged(audio_frames("jfk", wav(JFK)[:160_000]), audio_frames("other", wav(JFK)[160_000:]))
+    talkers = merged(audio_frames("jfk", speech(JFK)[:160_000]), audio_frames("other", speech(JFK)[160_000:]))
 
     async def scenario() -> tuple[MeetingResult, MeetingResult, MeetingResult]:
         first = asyncio.create_task(open_and_converse(service.url("saturating", busy.base), talkers))

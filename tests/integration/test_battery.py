@@ -160,12 +160,12 @@ def bad_tokens(issuer: Issuer) -> list[tuple[str, str | None, str]]:
 def test_bad_tokens_and_frames_are_refused_while_a_meeting_beside_them_goes_on(
     running: tuple[RunningService, subprocess.Popen[bytes]],
     issuer: tuple[Issuer, Path],
-    wav: Any,
+    speech: Any,
     reference: Any,
 ) -> None:
     service, process = running
     tokens, _ = issuer
-    jfk = wav("jfk_ask_not")
+    jfk = speech("jfk_ask_not")
     url = f"{service.base_ws}/{MEETING}"
     refusals = bad_tokens(tokens)
     cases = bad_frames()

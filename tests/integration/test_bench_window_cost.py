@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.window_cost import measure
 from demos.client import DEFAULT_CHUNK_SAMPLES
 from models.transcriber import Transcriber
-from service.audio import SAMPLE_WIDTH_BYTES, read_wav_pcm
+from service.audio import SAMPLE_WIDTH_BYTES
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_window_with_its_first_seconds_as_prefix_returns_only_the_words_after_them(
-    corpus_dir: Path,
+    speech: Any,
 ) -> None:
-    jfk = read_wav_pcm(str(corpus_dir / "jfk_ask_not.wav"))
+    jfk = speech("jfk_ask_not")
     window = jfk[: 10 * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
 
     cost = measure(Transcriber.from_settings(Settings()), window, context_s=4.0, repeats=1)

@@ -1,5 +1,5 @@
 """The browser demo end to end: the ingress serves /demo/, real headless Chromium (Debian's, driven by
-Playwright) captures a corpus WAV as its microphone through the page's AudioWorklet, and the finals
+Playwright) captures a corpus item (as WAV) as its microphone through the page's AudioWorklet, and the finals
 that come back from the real worker appear on the page. Also what the page says when the server
 refuses it or cannot be reached."""
 
@@ -18,6 +18,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect,
 
 from bench.scoring import error_rate
 from service.launcher import free_port
+from service.pcm_files import write_pcm
 from tests.integration.conftest import ARTIFACTS, Service
 
 CHROMIUM = "/usr/bin/chromium"
@@ -50,6 +51,14 @@ CHROMIUM_FLAGS = [
 ]
 
 Launch = Callable[[Path], Browser]
+
+
+@pytest.fixture(scope="module")
+def microphone_wav(speech: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The item as a WAV file: Chromium's fake capture device reads WAV only, the corpus is FLAC."""
+    path = tmp_path_factory.mktemp("microphone") / f"{ITEM}.wav"
+    write_pcm(path, speech(ITEM))
+    return path
 
 
 @pytest.fixture
@@ -114,10 +123,10 @@ def status(page: Page) -> str:
 
 
 def test_microphone_speech_appears_as_finals(
-    service: Service, launch: Launch, corpus_dir: Path, reference: Any
+    service: Service, launch: Launch, microphone_wav: Path, reference: Any
 ) -> None:
     started = time.monotonic()
-    browser = launch(corpus_dir / f"{ITEM}.wav")
+    browser = launch(microphone_wav)
     meeting = f"browser-{uuid.uuid4().hex[:8]}"
     with replica(service, "ingress-demo-audio", {"WHISPER_RETURN_TRANSCRIBED_AUDIO": "1"}) as base:
         page, errors = open_demo(browser, base)
@@ -177,9 +186,9 @@ def test_microphone_speech_appears_as_finals(
 
 
 def test_a_refused_connection_is_explained_and_not_retried(
-    service: Service, launch: Launch, corpus_dir: Path
+    service: Service, launch: Launch, microphone_wav: Path
 ) -> None:
-    browser = launch(corpus_dir / f"{ITEM}.wav")
+    browser = launch(microphone_wav)
     # No key source and no bypass: this ingress refuses every connection with 1008 and a reason.
     with replica(service, "ingress-demo-locked", {"BYPASS_AUTHORIZATION": "0"}) as base:
         page, _ = open_demo(browser, base)
@@ -198,9 +207,9 @@ def test_a_refused_connection_is_explained_and_not_retried(
 
 
 def test_an_unreachable_server_is_explained_and_retried_with_backoff(
-    service: Service, launch: Launch, corpus_dir: Path
+    service: Service, launch: Launch, microphone_wav: Path
 ) -> None:
-    browser = launch(corpus_dir / f"{ITEM}.wav")
+    browser = launch(microphone_wav)
     page, _ = open_demo(browser, service.stack.base_http_url)
     nowhere = f"ws://127.0.0.1:{free_port()}/streaming-whisper/ws/"
     page.fill("#url", nowhere)
@@ -217,9 +226,9 @@ def test_an_unreachable_server_is_explained_and_retried_with_backoff(
 
 
 def test_a_dropped_connection_is_reconnected_and_the_audio_meanwhile_transcribed(
-    service: Service, launch: Launch, corpus_dir: Path
+    service: Service, launch: Launch, microphone_wav: Path
 ) -> None:
-    browser = launch(corpus_dir / f"{ITEM}.wav")
+    browser = launch(microphone_wav)
     name, port = "ingress-demo-restarted", free_port()
     base = service.stack.start_ingress(name, port, {})
     try:

@@ -15,6 +15,7 @@ sent: tiny.en hears "Ask what you", then decodes the prefix's clause again at on
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from bench.scoring import normalize_text
 from demos.client import DEFAULT_CHUNK_SAMPLES
 from models.hallucinations import loop_start
 from models.transcriber import Transcriber, Window
-from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, read_wav_pcm
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -55,8 +56,8 @@ def test_words_before_a_loop_survive_on_both_paths(transcriber: Transcriber, win
         assert loop_start([word.text for word in words]) is None, text
 
 
-def test_words_before_a_loop_of_a_whole_clause_survive(transcriber: Transcriber, corpus_dir: Path) -> None:
-    jfk = read_wav_pcm(str(corpus_dir / "jfk_ask_not.wav"))
+def test_words_before_a_loop_of_a_whole_clause_survive(transcriber: Transcriber, speech: Any) -> None:
+    jfk = speech("jfk_ask_not")
     nine_chunks = jfk[: 9 * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
     single = transcriber.transcribe(nine_chunks, "en").words
     batched = transcriber.transcribe_batch([Window(nine_chunks, "en")])[0].words
@@ -66,10 +67,8 @@ def test_words_before_a_loop_of_a_whole_clause_survive(transcriber: Transcriber,
         assert loop_start([word.text for word in words]) is None, text
 
 
-def test_a_prefix_decoded_again_past_the_speech_is_not_kept(
-    transcriber: Transcriber, corpus_dir: Path
-) -> None:
-    jfk = read_wav_pcm(str(corpus_dir / "jfk_ask_not.wav"))
+def test_a_prefix_decoded_again_past_the_speech_is_not_kept(transcriber: Transcriber, speech: Any) -> None:
+    jfk = speech("jfk_ask_not")
     americans = int(1.74 * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES
     from_americans = jfk[americans : 9 * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
     window = Window(from_americans, "en", prefix="Americans ask not what your country can do for you.")

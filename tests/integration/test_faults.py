@@ -195,7 +195,7 @@ def assert_close_to(text: str, reference: str, max_wer: float = MAX_WER) -> None
 # ---- a worker lost mid-window -----------------------------------------------------------------
 
 
-def test_a_worker_lost_mid_window_costs_no_audio(wav: Any, reference: Any) -> None:
+def test_a_worker_lost_mid_window_costs_no_audio(speech: Any, reference: Any) -> None:
     with own_stack("faults-worker-lost", **SLOW_ENV) as stack:
         stack.start_worker("worker-2")
         stack.wait_for_workers(2)
@@ -203,7 +203,7 @@ def test_a_worker_lost_mid_window_costs_no_audio(wav: Any, reference: Any) -> No
 
         async def meeting() -> tuple[Loss, MeetingResult]:
             talking = asyncio.create_task(
-                stream_meeting(stack.meeting_url("worker-lost"), [("jfk", wav(JFK))], speed=TEST_SPEED)
+                stream_meeting(stack.meeting_url("worker-lost"), [("jfk", speech(JFK))], speed=TEST_SPEED)
             )
             loss = await asyncio.to_thread(lose_a_worker_mid_window, stack, ["worker", "worker-2"], client)
             return loss, await talking
@@ -225,7 +225,7 @@ OUTAGE_S = 3.0
 
 
 def test_redis_restarted_mid_meeting_costs_an_error_message_then_the_meeting_goes_on(
-    wav: Any, reference: Any
+    speech: Any, reference: Any
 ) -> None:
     with own_stack("faults-redis-restart", **SLOW_ENV) as stack:
         url = stack.meeting_url("redis-restart")
@@ -245,9 +245,9 @@ def test_redis_restarted_mid_meeting_costs_an_error_message_then_the_meeting_goe
                 result = new_result(url)
                 listening = asyncio.create_task(listen(websocket, result))
                 fault = asyncio.create_task(restart_redis_mid_window())
-                await speak(websocket, frames("before", wav(JFK)))  # Redis goes as this begins
+                await speak(websocket, frames("before", speech(JFK)))  # Redis goes as this begins
                 await fault
-                await speak(websocket, frames("after", wav(OTHER)))  # once it is back
+                await speak(websocket, frames("after", speech(OTHER)))  # once it is back
                 await websocket.send(END_OF_MEETING)
                 return await listening
 
@@ -268,7 +268,7 @@ def test_redis_restarted_mid_meeting_costs_an_error_message_then_the_meeting_goe
         assert_close_to(result.transcript(participant), reference(name))
 
 
-def test_a_window_whose_audio_redis_lost_is_reported_at_once(service: Service, wav: Any) -> None:
+def test_a_window_whose_audio_redis_lost_is_reported_at_once(service: Service, speech: Any) -> None:
     # Redis lost its data under a waiting window (a restart quicker than the ingress's look, a
     # failover to a replica behind, an eviction): here, windows no worker serves, then FLUSHDB.
     lossy = service.stack.redis_url.rsplit("/", 1)[0] + f"/{LOSSY_DB}"
@@ -286,7 +286,7 @@ def test_a_window_whose_audio_redis_lost_is_reported_at_once(service: Service, w
         async with connect(url, max_size=MAX_MESSAGE_BYTES) as websocket:
             result = new_result(url)
             listening = asyncio.create_task(listen(websocket, result))
-            talking = asyncio.create_task(speak(websocket, frames("jfk", wav(JFK))))
+            talking = asyncio.create_task(speak(websocket, frames("jfk", speech(JFK))))
             lost_at = await asyncio.to_thread(lose_a_window)
             while not result.errors():
                 await asyncio.sleep(0.1)
@@ -328,11 +328,11 @@ def wait_gone(stack: LocalStack, name: str) -> float:
 
 
 def test_sigterm_flushes_every_participant_then_closes_1001(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
     name = "ingress-sigterm"
     spoken_bytes = SPOKEN_CHUNKS * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES
-    spoken = {"jfk": wav(JFK)[:spoken_bytes], "other": wav(OTHER)[:spoken_bytes]}
+    spoken = {"jfk": speech(JFK)[:spoken_bytes], "other": speech(OTHER)[:spoken_bytes]}
     schedule = sorted(
         (item for participant, pcm in spoken.items() for item in frames(participant, pcm)),
         key=lambda item: item[0],
@@ -369,12 +369,12 @@ def test_sigterm_flushes_every_participant_then_closes_1001(
 
 
 def test_sigterm_with_no_worker_answering_closes_within_the_flush_timeout_and_refuses_newcomers(
-    service: Service, wav: Any
+    service: Service, speech: Any
 ) -> None:
     name = "ingress-sigterm-stranded"
     stranded = service.stack.redis_url.rsplit("/", 1)[0] + f"/{STRANDED_DB}"
     env = {**NO_FLUSH_ENV, "REDIS_URL": stranded, "SHUTDOWN_FLUSH_TIMEOUT_S": "3"}
-    speech = wav(JFK)[: SPOKEN_CHUNKS * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
+    spoken = speech(JFK)[: SPOKEN_CHUNKS * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
 
     async def newcomer(url: str) -> MeetingResult:
         async with connect(url, max_size=MAX_MESSAGE_BYTES) as websocket:
@@ -385,7 +385,7 @@ def test_sigterm_with_no_worker_answering_closes_within_the_flush_timeout_and_re
         async with connect(url, max_size=MAX_MESSAGE_BYTES) as websocket:
             result = new_result(url)
             listening = asyncio.create_task(listen(websocket, result))
-            await speak(websocket, frames("jfk", speech))
+            await speak(websocket, frames("jfk", spoken))
             stopped_at = await asyncio.to_thread(sigterm, service.stack, name)
             await asyncio.sleep(1.0)  # the flush waits for windows no worker will answer
             late = await newcomer(ws_url(base, "sigterm-late"))
@@ -409,13 +409,15 @@ def test_sigterm_with_no_worker_answering_closes_within_the_flush_timeout_and_re
 # ---- two replicas, two workers, one Redis -----------------------------------------------------
 
 
-def test_replicas_sharing_redis_and_workers_each_get_only_their_own_results(wav: Any, reference: Any) -> None:
+def test_replicas_sharing_redis_and_workers_each_get_only_their_own_results(
+    speech: Any, reference: Any
+) -> None:
     with own_stack("faults-replicas") as stack:
         stack.start_worker("worker-2")
         second = stack.start_ingress("ingress-2", free_port(), {})
         stack.wait_for_workers(2)
         # The same meeting id and participant id on both replicas, at the same time.
-        tracks = {stack.base_http_url: wav(JFK), second: wav(OTHER)}
+        tracks = {stack.base_http_url: speech(JFK), second: speech(OTHER)}
 
         async def both() -> list[MeetingResult]:
             return list(

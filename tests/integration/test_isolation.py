@@ -29,13 +29,13 @@ def words(text: str) -> set[str]:
 
 
 def test_two_sockets_with_the_same_meeting_and_participant_ids_get_their_own_results(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
     async def both() -> tuple[MeetingResult, MeetingResult]:
         url = service.url(SAME_MEETING)
         return await asyncio.gather(
-            stream_meeting(url, [(SAME_PARTICIPANT, wav("jfk_ask_not"))], speed=TEST_SPEED),
-            stream_meeting(url, [(SAME_PARTICIPANT, wav("meeting_3spk_dev.spk2"))], speed=TEST_SPEED),
+            stream_meeting(url, [(SAME_PARTICIPANT, speech("jfk_ask_not"))], speed=TEST_SPEED),
+            stream_meeting(url, [(SAME_PARTICIPANT, speech("meeting_3spk_dev.spk2"))], speed=TEST_SPEED),
         )
 
     jfk, other = asyncio.run(asyncio.wait_for(both(), STREAM_TIMEOUT_S))
@@ -49,11 +49,11 @@ def test_two_sockets_with_the_same_meeting_and_participant_ids_get_their_own_res
 
 
 def test_a_reconnecting_client_never_gets_the_old_connections_results(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
     """The first socket sends speech and vanishes with windows still in flight; the same meeting
     and participant reconnect at once with other speech and must see only that speech."""
-    jfk = wav("jfk_ask_not")
+    jfk = speech("jfk_ask_not")
     chunk_bytes = DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES
     header = build_header(SAME_PARTICIPANT, "en")
 
@@ -64,7 +64,7 @@ def test_a_reconnecting_client_never_gets_the_old_connections_results(
                 await asyncio.sleep(DEFAULT_CHUNK_SAMPLES / 16_000 / TEST_SPEED)
         return await stream_meeting(
             service.url("reconnect-meeting"),
-            [(SAME_PARTICIPANT, wav("meeting_3spk_dev.spk2"))],
+            [(SAME_PARTICIPANT, speech("meeting_3spk_dev.spk2"))],
             speed=TEST_SPEED,
         )
 

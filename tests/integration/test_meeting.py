@@ -58,8 +58,8 @@ def save_artifact(name: str, data: dict[str, Any]) -> None:
     (folder / f"{name}.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def test_jfk_final_transcript_is_accurate(service: Service, wav: Any, reference: Any) -> None:
-    result = service.stream("jfk", [("jfk", wav("jfk_ask_not"))])
+def test_jfk_final_transcript_is_accurate(service: Service, speech: Any, reference: Any) -> None:
+    result = service.stream("jfk", [("jfk", speech("jfk_ask_not"))])
 
     assert result.closed_normally, (result.close_code, result.close_reason)
     check_schema(result, {"jfk"})
@@ -69,9 +69,9 @@ def test_jfk_final_transcript_is_accurate(service: Service, wav: Any, reference:
     assert wer <= 0.10
 
 
-def test_long_form_is_within_1_3x_of_offline(service: Service, wav: Any, reference: Any) -> None:
+def test_long_form_is_within_1_3x_of_offline(service: Service, speech: Any, reference: Any) -> None:
     name = "longform_lj003_newgate_amateur"
-    pcm = wav(name)
+    pcm = speech(name)
     result = service.stream("longform", [("reader", pcm)])
     # The offline limit: the same model on the whole file at once (after the stream, not during
     # it: on 2 cores the two would compete and stall the client's sends).
@@ -89,10 +89,10 @@ def test_long_form_is_within_1_3x_of_offline(service: Service, wav: Any, referen
 
 
 def test_three_participants_on_one_socket_get_their_own_transcripts(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
     speakers = {f"spk{n}": f"meeting_3spk_dev.spk{n}" for n in (1, 2, 3)}
-    result = service.stream("three", [(speaker, wav(name)) for speaker, name in speakers.items()])
+    result = service.stream("three", [(speaker, speech(name)) for speaker, name in speakers.items()])
 
     assert result.closed_normally, (result.close_code, result.close_reason)
     check_schema(result, set(speakers))
@@ -107,7 +107,7 @@ def test_three_participants_on_one_socket_get_their_own_transcripts(
 
 
 def test_two_meetings_at_once_never_see_each_others_results(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
     meetings = {
         "room-a": ("alice", "jfk_ask_not"),
@@ -115,7 +115,7 @@ def test_two_meetings_at_once_never_see_each_others_results(
     }
     with ThreadPoolExecutor(len(meetings)) as pool:
         futures = {
-            meeting: pool.submit(service.stream, meeting, [(participant, wav(name))])
+            meeting: pool.submit(service.stream, meeting, [(participant, speech(name))])
             for meeting, (participant, name) in meetings.items()
         }
         results = {meeting: future.result() for meeting, future in futures.items()}
@@ -129,18 +129,18 @@ def test_two_meetings_at_once_never_see_each_others_results(
 
 
 @pytest.mark.parametrize("name", ["silence_20s", "noise_20s"])
-def test_silence_and_noise_give_no_text(service: Service, wav: Any, name: str) -> None:
-    result = service.stream(name, [("quiet", wav(name))], speed=None)
+def test_silence_and_noise_give_no_text(service: Service, speech: Any, name: str) -> None:
+    result = service.stream(name, [("quiet", speech(name))], speed=None)
 
     assert result.closed_normally
     assert result.messages == [], [m.raw for m in result.messages]
 
 
 def test_end_marker_flushes_every_pending_final_before_closing(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
     # All audio at once, then the end marker: nearly everything is still pending when it arrives.
-    tracks = [("first", wav("jfk_ask_not")), ("second", wav("meeting_3spk_dev.spk3"))]
+    tracks = [("first", speech("jfk_ask_not")), ("second", speech("meeting_3spk_dev.spk3"))]
     result = service.stream("ending", tracks, speed=None)
 
     assert result.closed_normally, (result.close_code, result.close_reason)
@@ -154,9 +154,9 @@ def test_end_marker_flushes_every_pending_final_before_closing(
 
 
 def test_bad_message_gets_an_error_and_the_meeting_goes_on(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
-    good = [("speaker", wav("jfk_ask_not"))]
+    good = [("speaker", speech("jfk_ask_not"))]
     result = service.stream("with-garbage", good, prelude=[b"no pipe in this header" + b"\x00" * 60])
 
     assert result.closed_normally
@@ -165,14 +165,14 @@ def test_bad_message_gets_an_error_and_the_meeting_goes_on(
     assert error_rate(reference("jfk_ask_not"), result.transcript("speaker")) <= 0.10
 
 
-def test_finals_carry_their_audio_when_asked(service: Service, wav: Any) -> None:
+def test_finals_carry_their_audio_when_asked(service: Service, speech: Any) -> None:
     from service.launcher import free_port
 
     base = service.stack.start_ingress(
         "ingress-with-audio", free_port(), {"WHISPER_RETURN_TRANSCRIBED_AUDIO": "1"}
     )
     try:
-        result = service.stream("audio", [("jfk", wav("jfk_ask_not"))], base=base)
+        result = service.stream("audio", [("jfk", speech("jfk_ask_not"))], base=base)
     finally:
         service.stack.stop_process("ingress-with-audio")
 
@@ -186,12 +186,12 @@ def test_finals_carry_their_audio_when_asked(service: Service, wav: Any) -> None
     assert 6.0 <= seconds <= 11.5  # the speech of the 11 s clip, not its silences twice over
 
 
-def test_without_bypass_or_keys_connections_are_refused_with_a_reason(service: Service, wav: Any) -> None:
+def test_without_bypass_or_keys_connections_are_refused_with_a_reason(service: Service, speech: Any) -> None:
     from service.launcher import free_port
 
     base = service.stack.start_ingress("ingress-locked", free_port(), {"BYPASS_AUTHORIZATION": "0"})
     try:
-        result = service.stream("locked", [("jfk", wav("jfk_ask_not"))], base=base)
+        result = service.stream("locked", [("jfk", speech("jfk_ask_not"))], base=base)
     finally:
         service.stack.stop_process("ingress-locked")
 
@@ -201,13 +201,13 @@ def test_without_bypass_or_keys_connections_are_refused_with_a_reason(service: S
 
 
 def test_a_language_the_model_cannot_serve_gets_one_error_and_others_go_on(
-    service: Service, wav: Any, reference: Any
+    service: Service, speech: Any, reference: Any
 ) -> None:
     from demos.client import chunk_pcm
     from ingress.protocol import build_header
 
-    german = [build_header("hans", "de-DE") + chunk for chunk in chunk_pcm(wav("de_picovoice_sample"))]
-    result = service.stream("mixed", [("anna", wav("jfk_ask_not"))], prelude=german)
+    german = [build_header("hans", "de-DE") + chunk for chunk in chunk_pcm(speech("de_picovoice_sample"))]
+    result = service.stream("mixed", [("anna", speech("jfk_ask_not"))], prelude=german)
 
     assert result.closed_normally
     errors = result.errors()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bench.scoring import error_rate
 from models.catalogue import resolve_model_folder
-from service.audio import pcm_to_float32, read_wav_pcm
+from service.audio import pcm_to_float32
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def models(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_install_base_assembles_a_multilingual_model_that_hears_german(
-    tmp_path: Path, corpus_dir: Path
+    tmp_path: Path, speech: Any, reference: Any
 ) -> None:
     installed = models("install", "base", "--into", str(tmp_path))
 
@@ -47,10 +48,10 @@ def test_install_base_assembles_a_multilingual_model_that_hears_german(
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=2, local_files_only=True)
-    audio = pcm_to_float32(read_wav_pcm(str(corpus_dir / f"{GERMAN}.wav")))
+    audio = pcm_to_float32(speech(GERMAN))
     segments, info = model.transcribe(audio, beam_size=1)  # no language given: Whisper detects it
     text = " ".join(segment.text.strip() for segment in segments)
-    wer = error_rate((corpus_dir / f"{GERMAN}.txt").read_text(encoding="utf-8"), text, "de")
+    wer = error_rate(reference(GERMAN), text, "de")
     print(f"base offline on {GERMAN}: language {info.language}, WER {wer:.3f}: {text!r}")
     assert info.language == "de"
     assert wer <= MAX_GERMAN_WER

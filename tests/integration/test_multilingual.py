@@ -57,9 +57,11 @@ def stream_all(stack: LocalStack, meetings: dict[str, tuple[str, bytes]]) -> dic
 
 
 def test_german_spanish_and_french_are_transcribed_in_their_language(
-    base_stack: LocalStack, wav: Any, reference: Any
+    base_stack: LocalStack, speech: Any, reference: Any
 ) -> None:
-    results = stream_all(base_stack, {language: (language, wav(name)) for language, name in SAMPLES.items()})
+    results = stream_all(
+        base_stack, {language: (language, speech(name)) for language, name in SAMPLES.items()}
+    )
 
     for language, name in SAMPLES.items():
         result = results[language]

@@ -71,8 +71,8 @@ def test_not_ready_without_redis(service: Service) -> None:
     assert body["reason"].startswith("redis unreachable: ")
 
 
-def test_metrics_after_a_meeting(service: Service, wav: Any) -> None:
-    result = service.stream("metrics", [("jfk", wav("jfk_ask_not"))])
+def test_metrics_after_a_meeting(service: Service, speech: Any) -> None:
+    result = service.stream("metrics", [("jfk", speech("jfk_ask_not"))])
     assert result.finals("jfk")
 
     code, text = get(service.stack.base_http_url + "/metrics")
@@ -97,7 +97,7 @@ def gauges_settle_to_zero(url: str) -> bool:
         time.sleep(0.1)
 
 
-def test_worker_metrics_after_a_meeting(service: Service, wav: Any) -> None:
+def test_worker_metrics_after_a_meeting(service: Service, speech: Any) -> None:
     """A worker with WORKER_METRICS_PORT serves what its pool processes recorded (multiprocess)."""
     own_db = service.stack.redis_url.rsplit("/", 1)[0] + "/7"  # this worker alone serves it
     port = free_port()
@@ -108,7 +108,7 @@ def test_worker_metrics_after_a_meeting(service: Service, wav: Any) -> None:
         while get(base + "/readyz")[0] != 200:  # the worker has loaded its model
             assert time.monotonic() < deadline, "the worker never became ready"
             time.sleep(0.5)
-        result = service.stream("worker-metrics", [("jfk", wav("jfk_ask_not"))], base=base)
+        result = service.stream("worker-metrics", [("jfk", speech("jfk_ask_not"))], base=base)
         assert result.closed_normally and result.transcript("jfk")
 
         code, text = get(f"http://127.0.0.1:{port}/metrics")

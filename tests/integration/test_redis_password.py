@@ -31,7 +31,7 @@ def locked_redis() -> Iterator[EmbeddedRedis]:
 
 
 def test_the_whole_path_works_through_a_password_protected_redis(
-    locked_redis: EmbeddedRedis, wav: Any, reference: Any
+    locked_redis: EmbeddedRedis, speech: Any, reference: Any
 ) -> None:
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=locked_redis.port).ping()  # the server really wants the password
@@ -40,7 +40,9 @@ def test_the_whole_path_works_through_a_password_protected_redis(
     with LocalStack(settings, log_dir=logs, extra_env={"BYPASS_AUTHORIZATION": "1"}) as stack:
         result = asyncio.run(
             asyncio.wait_for(
-                stream_meeting(stack.meeting_url("locked"), [("jfk", wav("jfk_ask_not"))], speed=TEST_SPEED),
+                stream_meeting(
+                    stack.meeting_url("locked"), [("jfk", speech("jfk_ask_not"))], speed=TEST_SPEED
+                ),
                 STREAM_TIMEOUT_S,
             )
         )

@@ -203,14 +203,14 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsRedis]:
         server.stop()
 
 
-def test_the_whole_path_works_over_tls(tls_redis: TlsRedis, wav: Any, reference: Any) -> None:
+def test_the_whole_path_works_over_tls(tls_redis: TlsRedis, speech: Any, reference: Any) -> None:
     settings = Settings(port=free_port(), redis_url=tls_redis.url(), bypass_authorization=True)
     logs = ARTIFACTS / "logs" / "redis-tls"
     handshakes_before = tls_redis.terminator.handshakes
     with LocalStack(settings, log_dir=logs, extra_env={"BYPASS_AUTHORIZATION": "1"}) as stack:
         result = asyncio.run(
             asyncio.wait_for(
-                stream_meeting(stack.meeting_url("tls"), [("jfk", wav("jfk_ask_not"))], speed=TEST_SPEED),
+                stream_meeting(stack.meeting_url("tls"), [("jfk", speech("jfk_ask_not"))], speed=TEST_SPEED),
                 STREAM_TIMEOUT_S,
             )
         )

@@ -40,9 +40,9 @@ def transcriber(request: pytest.FixtureRequest) -> Transcriber:
 
 
 @pytest.fixture(scope="module")
-def windows(wav: Callable[[str], bytes]) -> list[Window]:
+def windows(speech: Callable[[str], bytes]) -> list[Window]:
     cut = [
-        wav(name)[int(start * BYTES_PER_SECOND) // 2 * 2 :][: int(length * BYTES_PER_SECOND) // 2 * 2]
+        speech(name)[int(start * BYTES_PER_SECOND) // 2 * 2 :][: int(length * BYTES_PER_SECOND) // 2 * 2]
         for name, start, length in CUTS
     ]
     return [Window(pcm=pcm, language="en", prompt=prompt) for pcm, prompt in zip(cut, PROMPTS, strict=True)]
@@ -77,18 +77,18 @@ def test_windows_batched_together_hear_what_they_hear_alone(
 
 
 def test_silence_in_a_batch_is_heard_as_nothing(
-    transcriber: Transcriber, windows: list[Window], wav: Callable[[str], bytes]
+    transcriber: Transcriber, windows: list[Window], speech: Callable[[str], bytes]
 ) -> None:
-    silence = Window(pcm=wav("silence_20s")[: 6 * BYTES_PER_SECOND], language="en")
+    silence = Window(pcm=speech("silence_20s")[: 6 * BYTES_PER_SECOND], language="en")
     empty = Window(pcm=b"", language="en")
     out = transcriber.transcribe_batch([windows[0], silence, empty])
     assert out[0].words and out[1].words == [] and out[2].words == []
 
 
 def test_a_window_with_a_prefix_hears_only_the_words_after_it_at_their_own_times(
-    transcriber: Transcriber, wav: Callable[[str], bytes]
+    transcriber: Transcriber, speech: Callable[[str], bytes]
 ) -> None:
-    pcm = wav("jfk_ask_not")
+    pcm = speech("jfk_ask_not")
     whole = transcriber.transcribe_batch([Window(pcm=pcm, language="en")])[0].words
     texts = [w.text.strip(" ,.").lower() for w in whole]
     first_new = texts.index("ask")
@@ -100,19 +100,19 @@ def test_a_window_with_a_prefix_hears_only_the_words_after_it_at_their_own_times
 
 
 def jfk_with_prefix(
-    transcriber: Transcriber, wav: Callable[[str], bytes]
+    transcriber: Transcriber, speech: Callable[[str], bytes]
 ) -> tuple[bytes, list[WordTiming], int]:
     """JFK's phrase, its words heard whole, and the index of the first word after "Americans"."""
-    pcm = wav("jfk_ask_not")
+    pcm = speech("jfk_ask_not")
     whole = transcriber.transcribe_batch([Window(pcm=pcm, language="en")])[0].words
     texts = [w.text.strip(" ,.").lower() for w in whole]
     return pcm, whole, texts.index("ask")
 
 
 def test_a_window_continued_after_its_prefix_tail_hears_only_the_words_after_it_at_their_own_times(
-    transcriber: Transcriber, wav: Callable[[str], bytes]
+    transcriber: Transcriber, speech: Callable[[str], bytes]
 ) -> None:
-    pcm, whole, first_new = jfk_with_prefix(transcriber, wav)
+    pcm, whole, first_new = jfk_with_prefix(transcriber, speech)
     window = Window(
         pcm=pcm,
         language="en",
@@ -128,9 +128,9 @@ def test_a_window_continued_after_its_prefix_tail_hears_only_the_words_after_it_
 
 
 def test_windows_with_forced_and_continued_prefixes_batched_together_hear_what_they_hear_alone(
-    transcriber: Transcriber, wav: Callable[[str], bytes]
+    transcriber: Transcriber, speech: Callable[[str], bytes]
 ) -> None:
-    pcm, whole, first_new = jfk_with_prefix(transcriber, wav)
+    pcm, whole, first_new = jfk_with_prefix(transcriber, speech)
     prefix = "".join(w.text for w in whole[:first_new])
     tail = "".join(w.text for w in whole[first_new - 2 : first_new])
     continued = Window(pcm, "en", prefix=prefix, prefix_tail=tail, prefix_tail_s=whole[first_new - 2].start)

@@ -104,16 +104,16 @@ def cut(pcm: bytes, start_s: float, length_s: float) -> bytes:
 
 
 def test_windows_waiting_together_share_one_batch_and_each_is_answered_on_its_own_stream(
-    service: Service, wav: Callable[[str], bytes]
+    service: Service, speech: Callable[[str], bytes]
 ) -> None:
     mine, theirs = f"test-batching:{uuid.uuid4().hex}", f"test-batching:{uuid.uuid4().hex}"
     results = list(
         send_together(
             service,
             [
-                ("en", cut(wav("jfk_ask_not"), 0.0, 5.0), mine),
-                ("en", cut(wav("synth_en_us"), 3.0, 6.0), theirs),
-                ("fr", cut(wav("jfk_ask_not"), 5.0, 4.0), mine),  # tiny.en cannot serve it
+                ("en", cut(speech("jfk_ask_not"), 0.0, 5.0), mine),
+                ("en", cut(speech("synth_en_us"), 3.0, 6.0), theirs),
+                ("fr", cut(speech("jfk_ask_not"), 5.0, 4.0), mine),  # tiny.en cannot serve it
                 ("en", None, theirs),  # its audio is gone
             ],
         ).values()
@@ -126,20 +126,20 @@ def test_windows_waiting_together_share_one_batch_and_each_is_answered_on_its_ow
     assert results[3].error_code == "audio_expired"
 
 
-def test_a_window_that_breaks_its_batch_fails_alone(service: Service, wav: Callable[[str], bytes]) -> None:
+def test_a_window_that_breaks_its_batch_fails_alone(service: Service, speech: Callable[[str], bytes]) -> None:
     stream = f"test-batching:{uuid.uuid4().hex}"
     healthy, broken = send_together(
-        service, [("en", cut(wav("jfk_ask_not"), 0.0, 5.0), stream), ("en", b"\x01\x02\x03", stream)]
+        service, [("en", cut(speech("jfk_ask_not"), 0.0, 5.0), stream), ("en", b"\x01\x02\x03", stream)]
     ).values()
     assert healthy.error_code is None and "Americans" in "".join(word.text for word in healthy.words)
     assert broken.error_code == "transcription_failed" and "ValueError" in (broken.error_message or "")
 
 
-def test_finals_go_before_interims_queued_earlier(service: Service, wav: Callable[[str], bytes]) -> None:
+def test_finals_go_before_interims_queued_earlier(service: Service, speech: Callable[[str], bytes]) -> None:
     """Five windows wait (four interims, then a final) for a worker that takes four at a time: the
     final is in the first batch and one interim waits for the second."""
     stream = f"test-priority:{uuid.uuid4().hex}"
-    windows = [("en", cut(wav("jfk_ask_not"), start, 3.0), stream) for start in (0.0, 1.0, 2.0, 3.0, 4.0)]
+    windows = [("en", cut(speech("jfk_ask_not"), start, 3.0), stream) for start in (0.0, 1.0, 2.0, 3.0, 4.0)]
     priorities = [INTERIM_PRIORITY] * 4 + [FINAL_PRIORITY]
     arrival: list[str] = []
 

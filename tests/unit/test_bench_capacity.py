@@ -36,7 +36,8 @@ from bench.corpus import load_corpus
 from bench.measures import ParticipantRun, StreamCompute
 from bench.metrics import FINAL, Message, TimedWord
 from bench.run import positive_counts
-from service.audio import SAMPLE_RATE, read_wav_pcm
+from service.audio import SAMPLE_RATE
+from service.pcm_files import read_pcm
 
 pytestmark = pytest.mark.unit
 
@@ -170,7 +171,7 @@ def test_corpus_clips_are_the_manifest_segments_cut_from_their_speakers_tracks(c
     meeting = next(item for item in items if item.name == "meeting_3spk_dev")
     segment = next(s for s in meeting.segments if s.participant == "spk2")
     track = next(t for t in meeting.tracks if t.participant == "spk2")
-    source = read_wav_pcm(str(track.audio))
+    source = read_pcm(track.audio)
     assert by_reference[segment.text].pcm == cut(source, segment.start, segment.end)
     # The first clips come from different items, so a short selection still mixes voices.
     assert len({c.name.split("#")[0] for c in clips[:3]}) == 3

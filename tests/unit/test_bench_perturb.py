@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.corpus import load_corpus
-from bench.perturb import add_noise, change_speed, perturb_corpus, read_samples, speech_power, write_wav
+from bench.perturb import add_noise, change_speed, perturb_corpus, read_samples, speech_power, write_samples
 from service.audio import SAMPLE_RATE
 
 pytestmark = pytest.mark.unit
@@ -56,9 +56,9 @@ def test_silent_noise_is_refused() -> None:
 def test_a_perturbed_corpus_loads_with_its_times_scaled_and_silence_untouched(tmp_path: Path) -> None:
     source, out = tmp_path / "source", tmp_path / "out"
     source.mkdir()
-    write_wav(source / "talk.wav", tone(2.0))
+    write_samples(source / "talk.wav", tone(2.0))
     (source / "talk.txt").write_text("hello there", encoding="utf-8")
-    write_wav(source / "quiet.wav", np.zeros(SAMPLE_RATE))
+    write_samples(source / "quiet.wav", np.zeros(SAMPLE_RATE))
     (source / "quiet.txt").write_text("", encoding="utf-8")
     items = [
         {

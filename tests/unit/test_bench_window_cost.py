@@ -18,7 +18,7 @@ def test_impossible_windows_are_refused_with_a_usage_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
 ) -> None:
     monkeypatch.setattr(sys, "argv", ["window_cost", *args])
-    monkeypatch.setattr(window_cost, "read_wav_pcm", lambda path: pytest.fail("read the file"))
+    monkeypatch.setattr(window_cost, "read_pcm", lambda path: pytest.fail("read the file"))
 
     with pytest.raises(SystemExit) as exit_info:
         window_cost.main()

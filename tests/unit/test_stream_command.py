@@ -34,6 +34,7 @@ from ingress.protocol import EndOfMeeting, parse_client_message
 from service import cli
 from service.audio import SAMPLE_RATE
 from service.launcher import free_port
+from service.pcm_files import read_pcm, write_pcm
 
 pytestmark = pytest.mark.unit
 
@@ -287,6 +288,7 @@ def dominant_hz(samples: np.ndarray) -> float:
         ("tone.ogg", "libopus", 48_000, "stereo"),
         ("tone.m4a", "aac", 22_050, "mono"),
         ("tone.wav", "pcm_s16le", 8_000, "stereo"),
+        ("tone.flac", "flac", 44_100, "stereo"),
     ],
 )
 def test_other_formats_are_decoded_to_16khz_mono(
@@ -302,11 +304,17 @@ def test_other_formats_are_decoded_to_16khz_mono(
     assert np.sqrt(np.mean(decoded.astype(np.float64) ** 2)) > 0.1 * 32767 * 0.3
 
 
-def test_lossless_flac_decodes_to_exactly_the_samples_of_the_wav(corpus_dir: Path, tmp_path: Path) -> None:
-    wav_pcm = load_pcm(corpus_dir / "jfk_ask_not.wav")
-    flac = encode(np.frombuffer(wav_pcm, dtype="<i2"), tmp_path / "jfk.flac", "flac", SAMPLE_RATE, "mono")
+def test_the_corpus_flac_a_wav_and_another_flac_of_it_give_the_same_samples(
+    corpus_audio: Callable[[str], Path], tmp_path: Path
+) -> None:
+    corpus_pcm = read_pcm(corpus_audio("jfk_ask_not"))
+    wav = tmp_path / "jfk.wav"
+    write_pcm(wav, corpus_pcm)
+    flac = encode(np.frombuffer(corpus_pcm, dtype="<i2"), tmp_path / "jfk.flac", "flac", SAMPLE_RATE, "mono")
 
-    assert load_pcm(flac) == wav_pcm
+    assert load_pcm(corpus_audio("jfk_ask_not")) == corpus_pcm
+    assert load_pcm(wav) == corpus_pcm
+    assert load_pcm(flac) == corpus_pcm
 
 
 def test_a_16khz_mono_wav_is_read_as_is(tmp_path: Path) -> None:

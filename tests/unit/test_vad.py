@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.corpus import audio_file
 from ingress.vad import FRAME_SAMPLES, SileroVad
-from service.audio import pcm_to_float32, read_wav_pcm
+from service.audio import pcm_to_float32
+from service.pcm_files import read_pcm
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +25,7 @@ def vad() -> SileroVad:
 
 
 def samples_of(corpus_dir: Path, name: str) -> np.ndarray:
-    return pcm_to_float32(read_wav_pcm(str(corpus_dir / f"{name}.wav")))
+    return pcm_to_float32(read_pcm(audio_file(corpus_dir, name)))
 
 
 def stream(vad: SileroVad, audio: np.ndarray, chunk: int) -> np.ndarray:
