@@ -496,13 +496,23 @@ def _kept_words(segments: Iterable[Heard], whole_recording: bool) -> list[WordTi
 
     words: list[WordTiming] = []
     for text, no_speech_prob, avg_logprob, compression_ratio, segment_words in segments:
-        loop = loop_start([word.text for word in segment_words])
-        if loop is not None:
-            # Judged with its loop, a segment that heard words before it went into a loop ("you can
-            # do for your country. This quality and uncleanness. This quality and...") looked
-            # made up as a whole (its compression ratio), and those words were lost.
-            logger.debug("cut a decoding loop after %r", "".join(w.text for w in segment_words[:loop]))
-            segment_words = segment_words[:loop]
+        # Judged with its loop, or with text no audio supports, a segment that heard words first
+        # looked made up as a whole (its compression ratio), and those words were lost: "you can
+        # do for your country. This quality and uncleanness. This quality and...", or "Ask what"
+        # heard, then "you ask not what your country can do for you. Ask what you..." squeezed
+        # into one instant. Each is cut off before the segment is judged.
+        cut = loop_start([word.text for word in segment_words])
+        if cut is not None:
+            logger.debug("cut a decoding loop after %r", "".join(w.text for w in segment_words[:cut]))
+        unheard = None if whole_recording else unheard_run_start([(w.start, w.end) for w in segment_words])
+        if unheard is not None and (cut is None or unheard < cut):
+            logger.debug(
+                "cut words with no audio behind them after %r",
+                "".join(w.text for w in segment_words[:unheard]),
+            )
+            cut = unheard
+        if cut is not None:
+            segment_words = segment_words[:cut]
             text = "".join(word.text for word in segment_words)
             compression_ratio = get_compression_ratio(text.strip())
         stats = SegmentStats(

@@ -168,6 +168,38 @@ def test_words_heard_before_a_decoding_loop_are_kept_though_the_loop_looked_made
     assert "".join(word.text for word in kept) == "".join(heard + loop[:4])
 
 
+def squeezed_after(heard: list[str], unheard: list[str]) -> list[WordTiming]:
+    """Words heard 0.3 s apart, then text the alignment squeezes into the instant after them."""
+    words = [
+        WordTiming(text=t, start=0.3 * i, end=0.3 * i + 0.25, probability=0.9) for i, t in enumerate(heard)
+    ]
+    end = words[-1].end
+    return words + [WordTiming(text=t, start=end, end=end, probability=0.9) for t in unheard]
+
+
+def test_words_heard_before_text_with_no_audio_are_kept_though_that_text_looked_made_up() -> None:
+    # What tiny.en gave (AMD EPYC, int8) for JFK from "Americans" with that clause as the prefix:
+    # "Ask what" heard, then the prefix decoded again and again, squeezed into one instant. Cut at
+    # its loop only, it still read as made up, and "Ask what" was lost with it.
+    again = "you ask not what your country can do for you. Ask what you ask not what your country can do "
+    again += "for you. Ask what you ask what you ask not what your country can do for you. Ask what you "
+    again += "ask what you ask what you ask what you ask what you ask"
+    words = squeezed_after([" Ask", " what"], [" " + word for word in again.split()])
+    text = "".join(word.text for word in words)
+
+    kept = _kept_words([(text, 0.41, -0.17, 4.1, words)], whole_recording=False)
+
+    assert "".join(word.text for word in kept) == " Ask what"
+
+
+def test_only_a_streaming_window_loses_words_the_alignment_squeezed() -> None:
+    words = squeezed_after([" Ask", " what"], [" you", " can", " do", " for"])
+    segment = ("".join(word.text for word in words), 0.01, -0.2, 1.2, words)
+
+    assert [w.text for w in _kept_words([segment], whole_recording=False)] == [" Ask", " what"]
+    assert _kept_words([segment], whole_recording=True) == words  # Whisper's own segments stay
+
+
 def test_a_segment_that_is_all_loop_of_stock_phrases_is_still_dropped() -> None:
     words = [WordTiming(text=" Thank you.", start=float(i), end=i + 0.5, probability=0.3) for i in range(6)]
     kept = _kept_words([(" Thank you." * 6, 0.7, -1.2, 4.0, words)], whole_recording=False)
