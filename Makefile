@@ -25,8 +25,10 @@ $(INSTALLED): pyproject.toml
 
 setup: $(INSTALLED)
 
+# `exec` leaves no shell between make and the launcher, whose children (Redis, worker, ingress) stop
+# with it: a SIGKILLed `make run` stops them all.
 run: setup
-	$(VENV)/bin/streaming-whisper run
+	exec $(VENV)/bin/streaming-whisper run --exit-with-parent
 
 lint: setup
 	$(VENV)/bin/ruff check .

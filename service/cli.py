@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
+from service.children import exit_with_parent
 from service.logs import configure_logging
 from service.settings import Settings, SettingsError, load_settings
 
@@ -103,7 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_, help_text) in SERVICE_COMMANDS.items():
-        commands.add_parser(name, help=help_text, description=help_text)
+        service_command = commands.add_parser(name, help=help_text, description=help_text)
+        if name == "run":
+            service_command.add_argument(
+                "--exit-with-parent",
+                action="store_true",
+                help="stop everything when the process that started this one dies, even by SIGKILL "
+                "(Linux; `make run` passes it)",
+            )
     stream = commands.add_parser(
         "stream",
         help="stream audio files as one meeting and show the transcripts live",
@@ -200,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit(EXIT_USAGE) from None
     configure_logging(settings.log_level)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if getattr(args, "exit_with_parent", False):
+        exit_with_parent()  # its SIGTERM stops the stack as Ctrl-C does
     SERVICE_COMMANDS[args.command][0](settings)
 
 

