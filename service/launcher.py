@@ -77,12 +77,9 @@ class EmbeddedRedis:
             self.stop()
             raise
 
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
     def _wait_until_ready(self, log: Path | None) -> None:
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        """Until our server answers: by its process id, not just any server on that port."""
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=1)
         deadline = time.monotonic() + REDIS_START_TIMEOUT_S
         try:
             while True:
@@ -92,9 +89,10 @@ class EmbeddedRedis:
                         f"(is 127.0.0.1:{self.port} taken?{f' its log: {log}' if log else ''})"
                     )
                 try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
+                    if client.info("server")["process_id"] == self._process.pid:
+                        return
+                    time.sleep(0.05)  # another server holds the port; ours is about to exit
+                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
                     if time.monotonic() > deadline:
                         raise StackError(
                             f"the embedded Redis server did not answer on 127.0.0.1:{self.port} "

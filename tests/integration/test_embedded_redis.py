@@ -1,0 +1,58 @@
+"""The embedded Redis server of `make run` and the tests: a real server, password and all, that
+leaves no process when stopped, and a clear error when it cannot start."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from service.launcher import EmbeddedRedis, StackError
+
+pytestmark = pytest.mark.integration
+
+
+def taken_message(port: int, log: Path) -> str:
+    return rf"exited with code 1 \(is 127\.0\.0\.1:{port} taken\? its log: {re.escape(str(log))}\)"
+
+
+def test_it_serves_with_a_password_and_stops_for_good() -> None:
+    server = EmbeddedRedis(password="s3cret-s3cret")
+    try:
+        client = redis.Redis.from_url(server.url)
+        assert client.set("key", "value") and client.get("key") == b"value"
+        client.close()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=server.port).get("key")
+        ours = [p for p in psutil.Process().children() if p.name().startswith("redis-server")]
+        assert len(ours) == 1
+    finally:
+        server.stop()
+    assert not ours[0].is_running() or ours[0].status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_port_held_by_a_listener_that_never_answers_is_said_with_the_log_to_read(tmp_path: Path) -> None:
+    log = tmp_path / "redis.log"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        with pytest.raises(StackError, match=taken_message(port, log)):
+            EmbeddedRedis(port=port, log=log)
+
+    assert "Address already in use" in log.read_text()
+
+
+def test_another_redis_on_the_port_is_not_taken_for_ours(tmp_path: Path) -> None:
+    first = EmbeddedRedis()
+    log = tmp_path / "redis.log"
+    try:
+        with pytest.raises(StackError, match=taken_message(first.port, log)):
+            EmbeddedRedis(port=first.port, log=log)
+    finally:
+        first.stop()
