@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from service.children import spawn_child
+from tests.processes import survivors
 
 pytestmark = pytest.mark.integration
 
@@ -31,20 +32,6 @@ def killed_parent_leaves(parent_code: str) -> psutil.Process:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     return child
-
-
-def ended(process: psutil.Process, timeout_s: float = DEATH_TIMEOUT_S) -> bool:
-    """Whether it ends within the time: gone, or a zombie (an orphan's exit status belongs to
-    whoever adopted it, and some init processes never collect it)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_child_outlives_the_short_lived_thread_that_started_it() -> None:
@@ -71,7 +58,7 @@ def test_a_child_stops_when_its_parent_is_killed_outright() -> None:
         """
     )
 
-    assert ended(child), child
+    assert not survivors([child], DEATH_TIMEOUT_S), child
 
 
 def test_a_process_that_asked_to_exit_with_its_parent_does() -> None:
@@ -85,4 +72,4 @@ def test_a_process_that_asked_to_exit_with_its_parent_does() -> None:
         """
     )
 
-    assert ended(child), child
+    assert not survivors([child], DEATH_TIMEOUT_S), child

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from service.launcher import EmbeddedRedis, StackError
+from tests.processes import still_running
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +35,7 @@ def test_it_serves_with_a_password_and_stops_for_good() -> None:
         assert len(ours) == 1, psutil.Process().children()
     finally:
         server.stop()
-    assert not ours[0].is_running() or ours[0].status() == psutil.STATUS_ZOMBIE
+    assert not still_running(ours[0])
 
 
 def test_a_port_held_by_a_listener_that_never_answers_is_said_with_the_log_to_read(tmp_path: Path) -> None:

@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from service.launcher import free_port
+from tests.processes import survivors
 
 pytestmark = pytest.mark.integration
 
@@ -85,24 +85,6 @@ def make_run() -> list[str]:
     return ["make", "--no-print-directory", "-o", str(venv / ".installed"), "run", f"VENV={venv}"]
 
 
-def ended(processes: list[psutil.Process], timeout_s: float) -> list[psutil.Process]:
-    """Those still running after `timeout_s`. Zombies count as ended: an orphan's exit status goes
-    to whoever adopted it, and some init processes never collect it."""
-    deadline = time.monotonic() + timeout_s
-    running = processes
-    while running and time.monotonic() < deadline:
-        time.sleep(0.2)
-        running = [process for process in running if still_running(process)]
-    return running
-
-
-def still_running(process: psutil.Process) -> bool:
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.mark.parametrize(
     "command",
     [[sys.executable, "-m", "service.cli", "run"], make_run()],
@@ -126,8 +108,8 @@ def test_a_sigkilled_run_leaves_no_process_behind(command: list[str]) -> None:
             if process.poll() is None:
                 process.kill()
 
-        survivors = ended(family, DEATH_TIMEOUT_S)
-        described = [f"{survivor.pid} {' '.join(survivor.cmdline()[:4])}" for survivor in survivors]
-        for survivor in survivors:  # leave the machine as it was, then fail
+        left = survivors(family, DEATH_TIMEOUT_S)
+        described = [f"{survivor.pid} {' '.join(survivor.cmdline()[:4])}" for survivor in left]
+        for survivor in left:  # leave the machine as it was, then fail
             survivor.kill()
-    assert not survivors, described
+    assert not left, described
