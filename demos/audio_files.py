@@ -30,7 +30,7 @@ def load_pcm(path: Path) -> bytes:
     if path.is_dir():
         raise AudioFileError(f"{path}: is a folder, not an audio file")
     try:
-        return read_pcm(str(path))
+        return read_pcm(path)
     except (wave.Error, EOFError, ValueError):
         pass  # not a WAV, or not 16 kHz mono 16-bit: FFmpeg decodes and resamples it
     return decode_pcm(path)
