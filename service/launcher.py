@@ -78,29 +78,30 @@ class EmbeddedRedis:
             raise
 
     def _wait_until_ready(self, log: Path | None) -> None:
-        """Until our server answers: by its process id, not just any server on that port."""
+        """Until our server answers on its port: by its process id, not just any listener there."""
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1, socket_timeout=1)
         deadline = time.monotonic() + REDIS_START_TIMEOUT_S
         try:
-            while True:
+            while not self._answers(client):
                 if self._process.poll() is not None:
                     raise StackError(
                         f"the embedded Redis server exited with code {self._process.returncode} "
                         f"(is 127.0.0.1:{self.port} taken?{f' its log: {log}' if log else ''})"
                     )
-                try:
-                    if client.info("server")["process_id"] == self._process.pid:
-                        return
-                    time.sleep(0.05)  # another server holds the port; ours is about to exit
-                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-                    if time.monotonic() > deadline:
-                        raise StackError(
-                            f"the embedded Redis server did not answer on 127.0.0.1:{self.port} "
-                            f"within {REDIS_START_TIMEOUT_S:.0f} s"
-                        ) from None
-                    time.sleep(0.05)
+                if time.monotonic() > deadline:
+                    raise StackError(
+                        f"the embedded Redis server did not answer on 127.0.0.1:{self.port} "
+                        f"within {REDIS_START_TIMEOUT_S:.0f} s"
+                    )
+                time.sleep(0.05)
         finally:
             client.close()
+
+    def _answers(self, client: redis.Redis) -> bool:
+        try:
+            return bool(client.info("server")["process_id"] == self._process.pid)
+        except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+            return False  # not listening yet, or another listener holds the port
 
     def stop(self) -> None:
         if self._process.poll() is not None:

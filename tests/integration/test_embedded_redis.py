@@ -11,8 +11,9 @@ import psutil
 import pytest
 import redis
 
+from service import launcher
 from service.launcher import EmbeddedRedis, StackError
-from tests.processes import still_running
+from tests.processes import still_running, survivors
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +60,14 @@ def test_another_redis_on_the_port_is_not_taken_for_ours(tmp_path: Path) -> None
             EmbeddedRedis(port=first.port, log=log)
     finally:
         first.stop()
+
+
+def test_a_server_that_does_not_answer_in_time_is_said_and_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(launcher, "REDIS_START_TIMEOUT_S", 0.0)  # no server answers within no time
+    before = {p.pid for p in psutil.Process().children()}
+
+    with pytest.raises(StackError, match=r"did not answer on 127\.0\.0\.1:\d+ within 0 s"):
+        EmbeddedRedis()
+
+    started = [p for p in psutil.Process().children() if p.pid not in before]
+    assert not survivors(started, 10), started
