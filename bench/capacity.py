@@ -7,12 +7,13 @@
 Two scenarios, N rising in each:
 - every participant talking: N meetings of one participant, each talking all the time;
 - one talks at a time: N participants in meetings of 5 that take turns, silent the rest of the time.
-Per N: the finals' WER, the final-word latency (bench.metrics: arrival of the final carrying a
-word minus the send of the chunk holding its end, by the offline word timestamps), worker compute
-per second of audio, windows, error messages and refused connections. N holds when every meeting
-was served, the p90 latency is at most 5 s and the WER at most 1.2x the scenario's single stream
-(N=1, or one meeting of 5), measured in the same run. A scenario stops rising after a step whose
-p90 passes twice the bound.
+Per N: the finals' WER next to the offline WER of the same tracks, the end-of-final latency
+(bench.finals: arrival of a final minus the send of the chunk holding its last word's end, by the
+offline word timestamps), first appearance, words per final, dropped phrases, worker compute per
+second of audio, windows, error messages and refused connections. N holds when every meeting was
+served, the p90 end-of-final latency is at most 5 s and the WER at most 1.2x the offline WER of
+the step's own tracks (its rotations of the clips), measured in the same run. A scenario stops
+rising after a step whose p90 passes twice the bound.
 
 Without --url it starts the service itself (embedded Redis, ONE worker process, the ingress).
 Results land in bench/results/<timestamp>-capacity/: results.md, results.json, logs/.

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
+from bench.finals import DroppedPhrase, final_shapes
 from bench.metrics import (
     FINAL,
     INTERIM,
@@ -27,10 +28,16 @@ from bench.metrics import (
     words_emitted,
 )
 
-FINALS_WER_FACTOR = 1.05
-FINAL_LATENCY_MEDIAN_S = 2.0
-FINAL_LATENCY_P90_S = 3.5
-FIRST_LATENCY_MEDIAN_S = 1.3
+FINALS_WER_FACTOR = 1.0
+END_LATENCY_MEDIAN_S = 1.2
+END_LATENCY_P90_S = 2.5
+FIRST_LATENCY_MEDIAN_S = 0.6
+WORDS_PER_FINAL_MEDIAN = 10
+"""On read long-form speech: a final is an utterance, not a phrase."""
+AT_BOUNDARY_SHARE = 0.85
+MAX_ON_FUNCTION_WORD = 2
+"""Finals per item ending on a function word the speaker did not pause after."""
+READ_ITEM_PREFIX = "longform_"
 SPEECH_COMPUTE_FACTOR = 4.0
 SILENCE_COMPUTE_FACTOR = 0.05
 LONG_ITEM_PREFIXES = ("longform_", "meeting_")
@@ -68,6 +75,8 @@ class Measures:
     with_interim: ErrorCount
     offline: ErrorCount
     final_latencies: list[float]
+    """Per word: arrival of the final carrying it (informative: a long utterance's first words
+    wait for its end; the interims showed them)."""
     first_latencies: list[float]
     offline_words: int
     lost_words: int
@@ -77,6 +86,13 @@ class Measures:
     """Words emitted (interims included) where the reference is empty."""
     offline_compute_s: float
     stream_compute: StreamCompute | None
+    words_per_final: list[int] = field(default_factory=list)
+    finals_at_boundary: int = 0
+    """Finals ending at a sentence mark or where the speaker paused (bench.finals)."""
+    finals_on_function_word: int = 0
+    end_latencies: list[float] = field(default_factory=list)
+    """Per final: its arrival minus the send of the chunk holding its last word's end."""
+    dropped_phrases: list[DroppedPhrase] = field(default_factory=list)
     transcripts: dict[str, dict[str, str]] = field(default_factory=dict)
     """Per participant: reference, finals, finals+interim and offline text, for reading the JSON."""
 
@@ -87,6 +103,22 @@ class Measures:
     @property
     def final_p90(self) -> float | None:
         return percentile(self.final_latencies, 90)
+
+    @property
+    def end_median(self) -> float | None:
+        return percentile(self.end_latencies, 50)
+
+    @property
+    def end_p90(self) -> float | None:
+        return percentile(self.end_latencies, 90)
+
+    @property
+    def words_per_final_median(self) -> float | None:
+        return percentile(self.words_per_final, 50)
+
+    @property
+    def at_boundary_share(self) -> float | None:
+        return self.finals_at_boundary / len(self.words_per_final) if self.words_per_final else None
 
     @property
     def first_median(self) -> float | None:
@@ -124,6 +156,9 @@ def measure_participant(
         run.offline_words, run.messages, run.sent_at, chunk_samples, language
     )
     empty_reference = not count_errors(run.reference, "", language).reference_words
+    shapes = final_shapes(
+        run.reference, run.offline_words, run.messages, run.sent_at, chunk_samples, language
+    )
     return Measures(
         name=run.participant,
         audio_s=duration_s,
@@ -141,6 +176,11 @@ def measure_participant(
         hallucinated_words=words_emitted(run.messages, language) if empty_reference else 0,
         offline_compute_s=run.offline_compute_s,
         stream_compute=None,
+        words_per_final=shapes.words_per_final,
+        finals_at_boundary=shapes.at_boundary,
+        finals_on_function_word=shapes.on_function_word,
+        end_latencies=shapes.end_latencies,
+        dropped_phrases=[replace(phrase, participant=run.participant) for phrase in shapes.dropped],
         transcripts={
             run.participant: {
                 "reference": run.reference,
@@ -191,6 +231,11 @@ def combine(name: str, parts: Sequence[Measures]) -> Measures:
         hallucinated_words=sum(part.hallucinated_words for part in parts),
         offline_compute_s=sum(part.offline_compute_s for part in parts),
         stream_compute=_sum_compute(computes),
+        words_per_final=[count for part in parts for count in part.words_per_final],
+        finals_at_boundary=sum(part.finals_at_boundary for part in parts),
+        finals_on_function_word=sum(part.finals_on_function_word for part in parts),
+        end_latencies=[latency for part in parts for latency in part.end_latencies],
+        dropped_phrases=[phrase for part in parts for phrase in part.dropped_phrases],
         transcripts={key: value for part in parts for key, value in part.transcripts.items()},
     )
 
@@ -218,8 +263,9 @@ def check_targets(items: Sequence[Measures]) -> list[TargetCheck]:
     silence = [item for item in items if item.empty_reference]
     return [
         *_wer_checks(items),
-        _at_most("final-word latency median (s)", speech.final_median, FINAL_LATENCY_MEDIAN_S),
-        _at_most("final-word latency p90 (s)", speech.final_p90, FINAL_LATENCY_P90_S),
+        *_shape_checks(items, speech),
+        _at_most("end-of-final latency median (s)", speech.end_median, END_LATENCY_MEDIAN_S),
+        _at_most("end-of-final latency p90 (s)", speech.end_p90, END_LATENCY_P90_S),
         _at_most("first-appearance latency median (s)", speech.first_median, FIRST_LATENCY_MEDIAN_S),
         *[_at_most(f"{item.name}: words emitted", item.hallucinated_words, 0) for item in silence],
         _compute_check("per second of speech", speech, lambda m: m.speech_s, SPEECH_COMPUTE_FACTOR),
@@ -230,6 +276,48 @@ def check_targets(items: Sequence[Measures]) -> list[TargetCheck]:
             SILENCE_COMPUTE_FACTOR,
         ),
     ]
+
+
+def _shape_checks(items: Sequence[Measures], speech: Measures) -> list[TargetCheck]:
+    """Finals that read like a transcript: utterance-sized on read speech, ending where a sentence
+    or the speaker stopped, never on a dangling function word, and no phrase lost."""
+    scored = [item for item in items if not item.empty_reference]
+    share = speech.at_boundary_share
+    return [
+        *[
+            _at_least(
+                f"{item.name}: words per final, median", item.words_per_final_median, WORDS_PER_FINAL_MEDIAN
+            )
+            for item in scored
+            if item.name.startswith(READ_ITEM_PREFIX)
+        ],
+        TargetCheck(
+            f"finals ending at a sentence end or a pause ≥ {AT_BOUNDARY_SHARE:.0%}",
+            "no finals" if share is None else f"{share:.1%} of {len(speech.words_per_final)}",
+            None if share is None else share >= AT_BOUNDARY_SHARE,
+        ),
+        *[
+            _at_most(
+                f"{item.name}: finals ending on a function word",
+                item.finals_on_function_word,
+                MAX_ON_FUNCTION_WORD,
+            )
+            for item in scored
+        ],
+        *[
+            TargetCheck(
+                f"{item.name}: dropped phrases = 0",
+                "; ".join(_dropped(phrase) for phrase in item.dropped_phrases) or "0",
+                not item.dropped_phrases,
+            )
+            for item in scored
+        ],
+    ]
+
+
+def _dropped(phrase: DroppedPhrase) -> str:
+    where = f"{phrase.participant} " if phrase.participant else ""
+    return f"{where}{phrase.at_s:.1f} s {phrase.text!r}"
 
 
 def _wer_checks(items: Sequence[Measures]) -> list[TargetCheck]:
@@ -254,6 +342,13 @@ def _at_most(target: str, measured: float | None, limit: float) -> TargetCheck:
     if measured is None:
         return TargetCheck(label, "no data", None)
     return TargetCheck(label, f"{measured:.3g}", measured <= limit)
+
+
+def _at_least(target: str, measured: float | None, limit: float) -> TargetCheck:
+    label = f"{target} ≥ {limit:g}"
+    if measured is None:
+        return TargetCheck(label, "no data", None)
+    return TargetCheck(label, f"{measured:.3g}", measured >= limit)
 
 
 def _compute_check(

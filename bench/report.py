@@ -21,8 +21,12 @@ COLUMNS = (
     "WER finals",
     "WER +interim",
     "WER offline",
-    "final lat. p50 / p90 s",
+    "end-of-final lat. p50 / p90 s",
     "first lat. p50 / p90 s",
+    "words / final p50",
+    "finals at sentence end or pause",
+    "on function word",
+    "dropped phrases",
     "lost / offline words",
     "interims / finals",
     "words on empty ref.",
@@ -98,6 +102,10 @@ def measures_json(measures: Measures) -> dict[str, Any]:
         "wer_offline": measures.offline.rate,
         "final_latency_median_s": measures.final_median,
         "final_latency_p90_s": measures.final_p90,
+        "end_latency_median_s": measures.end_median,
+        "end_latency_p90_s": measures.end_p90,
+        "words_per_final_median": measures.words_per_final_median,
+        "finals_at_boundary_share": measures.at_boundary_share,
         "first_latency_median_s": measures.first_median,
         "first_latency_p90_s": measures.first_p90,
         "stream_compute_per_audio_s": measures.stream_compute_per_s,
@@ -134,7 +142,12 @@ def to_markdown(report: Report) -> str:
 
 NOTES = (
     "Latencies are seconds from the send of the chunk holding a word's end (its offline timestamp) "
-    "to the message showing it; lost words are offline words that no final word aligns to. The total "
+    "to the message showing it: end-of-final latency for the last word of each final, first "
+    "appearance for every word (interims count). A final ends at a sentence end when its text ends "
+    "with . ? or !, at a pause when the offline words leave at least 0.5 s of silence after its "
+    "last word; a dropped phrase is three or more reference words in a row that the offline pass "
+    "heard and no final carries (bench.finals; results.json lists each with its time); lost words are "
+    "offline words that no final word aligns to. The total "
     "WER leaves out items with an empty reference (their words are in 'words on empty ref.'). Compute "
     "is model seconds per second of streamed audio (every participant's track counts); the worker's "
     "comes from the Redis counters, the offline one from transcribing each whole file here (the "
@@ -155,8 +168,12 @@ def _row(measures: Measures, label: str, empty_words: bool = False) -> str:
         _rate(measures.finals.rate),
         _rate(measures.with_interim.rate),
         _rate(measures.offline.rate),
-        f"{_seconds(measures.final_median)} / {_seconds(measures.final_p90)}",
+        f"{_seconds(measures.end_median)} / {_seconds(measures.end_p90)}",
         f"{_seconds(measures.first_median)} / {_seconds(measures.first_p90)}",
+        _number(measures.words_per_final_median, 0),
+        _rate(measures.at_boundary_share),
+        str(measures.finals_on_function_word),
+        str(len(measures.dropped_phrases)),
         f"{measures.lost_words} / {measures.offline_words}",
         f"{measures.interims} / {measures.finals_count}",
         str(measures.hallucinated_words) if measures.empty_reference or empty_words else "",
@@ -187,10 +204,8 @@ def _verdict(passed: bool | None) -> str:
 
 
 def plot_latencies(report: Report, path: Path) -> None:
-    """One box plot per item (and the total): final-word and first-appearance latencies."""
-    panels = [
-        entry.item for entry in report.items if entry.item.final_latencies or entry.item.first_latencies
-    ]
+    """One box plot per item (and the total): end-of-final and first-appearance latencies."""
+    panels = [entry.item for entry in report.items if entry.item.end_latencies or entry.item.first_latencies]
     panels.append(report.total)
     figure = _figure(panels)
     FigureCanvasAgg(figure).print_png(str(path))
@@ -207,8 +222,8 @@ def _figure(panels: Sequence[Measures]) -> Figure:
             continue
         measures = panels[index]
         axis.boxplot(
-            [measures.final_latencies, measures.first_latencies],
-            tick_labels=["final word", "first appearance"],
+            [measures.end_latencies, measures.first_latencies],
+            tick_labels=["end of final", "first appearance"],
             showfliers=True,
         )
         axis.set_title(measures.name, fontsize=10)

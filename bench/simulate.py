@@ -4,8 +4,9 @@ process, on a simulated clock: no Redis, no websocket. For tuning and debugging 
     python -m bench.simulate FILE [--speed 1] [--verbose] [--fixed-compute S] [--offsets 0,0.3]
 
 Chunks arrive every 1.024 s of simulated time; a model call occupies the simulated clock for
-its measured compute time, and chunks that arrive meanwhile join the next window. Word errors
-and final-word latency are measured as `make bench` measures them (`bench.metrics`). Where the
+its measured compute time, and chunks that arrive meanwhile join the next window. Word errors,
+the finals' shapes and latencies are measured as `make bench` measures them (`bench.finals`,
+`bench.metrics`). Where the
 chunks fall moves a single run by a few words: `--offsets` replays the file after each of these
 seconds of leading silence.
 """
@@ -19,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.metrics import Message, TimedWord, count_errors, final_word_latencies, percentile
+from bench.finals import final_shapes
+from bench.metrics import Message, TimedWord, count_errors, first_appearance_latencies, percentile
 from bench.run import non_negative_seconds, offline_transcript
 from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.vad import SileroVad
@@ -184,15 +186,21 @@ def main() -> None:
         )
         errors = count_errors(reference, result.text(), ENGLISH)
         shifted = [TimedWord(w.text, w.start + offset, w.end + offset) for w in offline.words]
-        latencies = final_word_latencies(
-            shifted, result.messages(), result.sent_at, CHUNK_SAMPLES, ENGLISH
-        ).latencies
+        messages = result.messages()
+        shapes = final_shapes(reference, shifted, messages, result.sent_at, CHUNK_SAMPLES, ENGLISH)
+        first = first_appearance_latencies(shifted, messages, result.sent_at, CHUNK_SAMPLES, ENGLISH)
+        finals = len(shapes.words_per_final)
         print(
-            f"offset {offset:.2f} s: {errors.errors} word errors, final-word latency median"
-            f" {percentile(latencies, 50) or 0:.2f} s,"
-            f" p90 {percentile(latencies, 90) or 0:.2f} s, {len(result.finals)} finals,"
-            f" {result.calls} calls, {result.compute_s:.1f} s compute"
+            f"offset {offset:.2f} s: {errors.errors} word errors, {finals} finals of median"
+            f" {percentile(shapes.words_per_final, 50) or 0:.0f} words,"
+            f" {shapes.at_boundary} at a sentence end or pause, {shapes.on_function_word} on a function"
+            f" word; end-of-final latency p50 {percentile(shapes.end_latencies, 50) or 0:.2f} s,"
+            f" p90 {percentile(shapes.end_latencies, 90) or 0:.2f} s; first appearance p50"
+            f" {percentile(first.latencies, 50) or 0:.2f} s; {result.calls} calls,"
+            f" {result.compute_s:.1f} s compute"
         )
+        for phrase in shapes.dropped:
+            print(f"  dropped phrase at {phrase.at_s:.1f} s: {phrase.text!r}")
 
 
 if __name__ == "__main__":

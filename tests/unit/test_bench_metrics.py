@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.corpus import CorpusItem, Track, select_items
+from bench.finals import DroppedPhrase
 from bench.measures import (
     Measures,
     ParticipantRun,
@@ -256,20 +257,39 @@ def test_total_compute_is_unavailable_when_any_item_lacks_it() -> None:
 def test_targets_pass_and_fail_on_the_measured_numbers() -> None:
     meeting = item_measures("meeting_x", "one two three four", "one two three", compute_s=1.0)
     silence = item_measures("noise_20s", "", "", compute_s=0.0)
-    checks = {check.target.split(":")[0]: check.passed for check in check_targets([meeting, silence])}
-    assert checks["meeting_x"] is False  # 25% WER against an offline WER of 0
-    assert checks["noise_20s"] is True
+    checks = {check.target: check.passed for check in check_targets([meeting, silence])}
+    assert checks["meeting_x: finals WER ≤ 1.0 × offline WER"] is False  # 25% against 0
+    assert checks["noise_20s: words emitted ≤ 0"] is True
+    assert checks["meeting_x: dropped phrases = 0"] is True
+    assert checks["meeting_x: finals ending on a function word ≤ 2"] is True
     assert checks["worker compute per second of silence ≤ 0.05 × offline"] is True
     assert checks["worker compute per second of speech ≤ 4 × offline"] is True
 
 
 def test_latency_targets_fail_on_slow_finals_and_are_not_checked_without_data() -> None:
-    slow = replace(item_measures("jfk", "ask", "ask"), final_latencies=[2.5, 2.5, 4.0])
+    slow = replace(item_measures("jfk", "ask", "ask"), end_latencies=[1.5, 1.5, 4.0])
     checks = {check.target: check.passed for check in check_targets([slow])}
-    assert checks["final-word latency median (s) ≤ 2"] is False
-    assert checks["final-word latency p90 (s) ≤ 3.5"] is False
+    assert checks["end-of-final latency median (s) ≤ 1.2"] is False
+    assert checks["end-of-final latency p90 (s) ≤ 2.5"] is False
     silent = {check.target: check.passed for check in check_targets([item_measures("silence_20s", "", "")])}
-    assert silent["final-word latency median (s) ≤ 2"] is None
+    assert silent["end-of-final latency median (s) ≤ 1.2"] is None
+
+
+def test_shape_targets_fail_on_fragment_finals_and_dropped_phrases() -> None:
+    fragments = replace(
+        item_measures("longform_x", "ask not what", "ask not what"),
+        words_per_final=[4, 3, 5],
+        finals_at_boundary=1,
+        finals_on_function_word=3,
+        dropped_phrases=[DroppedPhrase(4.4, "what you can", "spk1")],
+    )
+    checks = {check.target: check for check in check_targets([fragments])}
+    assert checks["longform_x: words per final, median ≥ 10"].passed is False
+    assert checks["finals ending at a sentence end or a pause ≥ 85%"].passed is False
+    assert checks["longform_x: finals ending on a function word ≤ 2"].passed is False
+    dropped = checks["longform_x: dropped phrases = 0"]
+    assert dropped.passed is False
+    assert "spk1 4.4 s 'what you can'" in dropped.measured
 
 
 def test_markdown_has_a_row_per_item_and_participant_and_a_verdict_per_target() -> None:
@@ -280,7 +300,7 @@ def test_markdown_has_a_row_per_item_and_participant_and_a_verdict_per_target() 
     assert "| jfk | 20.0 | 0.0% |" in markdown
     assert "| ↳ spk1 |" in markdown
     assert "| **total** |" in markdown
-    assert "**PASS** final-word latency median (s) ≤ 2" in markdown
+    assert "**PASS** jfk: dropped phrases = 0" in markdown
 
 
 # --- corpus ------------------------------------------------------------------------------------
