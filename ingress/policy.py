@@ -2,22 +2,29 @@
 transcribe and interims/finals out. Pure code: no I/O, no clock, no model (times are passed in).
 
 How it works:
-- Audio accumulates in a window that starts where the last final ended. Frames the VAD scores as
-  non-speech are trimmed from the front, so silence costs no model call and yields no text.
+- Audio accumulates in a window that starts where the last committed words ended. Frames the VAD
+  scores as non-speech are trimmed from the front, so silence costs no model call and yields no text.
 - While someone speaks, a window is planned about once per `interim_step_s` of new audio
   (never more than one in flight: the caller waits for the result before asking again).
 - Each result is a hypothesis for the whole window. Words on which two consecutive hypotheses
-  agree (LocalAgreement-2) are stable; the policy cuts phrase-sized finals inside the stable part
-  (at punctuation or a pause, or after enough stable words), or at the widest gap once the window
-  passes `max_window_s`, and the window then starts after the committed words.
-- The last finals go before a window's new audio again, their text as the decoder's prefix
-  (`context_s`): Whisper hears what led up to the new words without transcribing it twice. It
-  reads that text in one pass and starts decoding at the last four words of it, where their audio
-  starts (`context_tail_words`).
+  agree (LocalAgreement-2) are stable; the policy commits phrase-sized runs of them (at punctuation
+  or a pause, or after enough stable words), or the widest gap once the window passes
+  `max_window_s`, and the window then starts after the committed words. Committed words never
+  change: the interims show them first, then the rest of the hypothesis.
+- Committing is internal (the window stays short, the prompt and context build on it); what the
+  client stores is the utterance. Its final goes out at a committed sentence end the speaker paused
+  after (`sentence_pause_s`), at the end of speech, or, for someone who never pauses, at its best
+  boundary once it passes `max_utterance_s`. Its `ts` is when its first word was spoken.
+- The last committed phrases go before a window's new audio again, their text as the decoder's
+  prefix (`context_s`): Whisper hears what led up to the new words without transcribing them
+  twice. It reads that text in one pass and starts decoding at the last four words of it, where
+  their audio starts (`context_tail_words`).
 - When the VAD hears `end_of_speech_s` of silence, when no audio arrives for `flush_interval_s`,
   or when the meeting ends, the pending words become final: those of the last hypothesis when it
   heard all of the speech, else those of the whole window transcribed once more (where that
-  hearing swaps a single word the last hypothesis was surer of, the earlier word stays).
+  hearing swaps a single word the last hypothesis was surer of, the earlier word stays). A final
+  window that stops well short of the speech the VAD heard is heard again without context and
+  prompt: speech is either in a final or transcribed again, never committed over.
 """
 
 from __future__ import annotations
@@ -151,6 +158,14 @@ class PolicyConfig:
     """Words this many consecutive hypotheses agreed on may be cut early whatever their
     probability: more context did not change them, and waiting for the window to fill delayed them
     by seconds. 0 turns it off (unsure words then wait for end of speech or `max_window_s`)."""
+    sentence_pause_s: float = 0.2
+    """A committed sentence end followed by at least this much silence (by the VAD, or between the
+    word times) ends the utterance: its final goes out. Without a pause the speaker runs on, and
+    the utterance with them."""
+    max_utterance_s: float = 20.0
+    """An utterance longer than this (someone who never pauses) is sent at its best boundary among
+    the committed words: a sentence end, else a comma, else the widest gap, never after a function
+    word when anything else will do. Read sentences of 35-60 words stay whole under it."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +208,8 @@ class Transcript:
     start_s: float = 0.0
     """Stream time of the first word's start and the last word's end (for measurements)."""
     end_s: float = 0.0
+    committed_words: int = 0
+    """Leading words that no later interim or final of the utterance changes (all of a final's)."""
 
 
 @dataclass(frozen=True)
@@ -212,6 +229,27 @@ class _Final:
 class _Utterance:
     id: str
     ts_ms: int
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """Words committed (they will never change) but not yet sent: part of the open utterance."""
+
+    words: list[Word]
+    pcm: bytes | None
+    """Their audio, for WHISPER_RETURN_TRANSCRIBED_AUDIO."""
+    pause_after: float
+    """Seconds of silence after the last word, as far as was known when it was committed."""
+
+
+FUNCTION_WORDS = frozenset(
+    """a an the of to in on at for from by with into onto upon about as than and or but nor
+    because if that which who whose whom my your his her our their its i we they he she is are
+    was were am be been have has had do does did will would shall should can could may might
+    must""".split()
+)
+"""Words a phrase rarely ends on: an utterance sent for its length never ends on one when another
+boundary will do."""
 
 
 def new_uuid7() -> str:
@@ -326,6 +364,8 @@ class ParticipantPolicy:
         self._hypothesis_heard_until = 0
         """End sample of the audio the hypothesis was transcribed from."""
         self._utterance: _Utterance | None = None
+        self._open: list[_Committed] = []
+        """The utterance's committed words, in pieces, until its final goes out."""
         self._last_interim = ""
         self._last_ts_ms = 0
         self._finals: deque[_Final] = deque(maxlen=max(config.max_prompt_finals, 1) + 16)
@@ -384,6 +424,10 @@ class ParticipantPolicy:
         return (self._received - self._window_start) / self._rate
 
     def has_pending_speech(self) -> bool:
+        """Whether anything is still to become final: speech to transcribe, or committed words."""
+        return self._speech_to_transcribe() or bool(self._open)
+
+    def _speech_to_transcribe(self) -> bool:
         return self._speech_seconds() >= self.config.min_speech_s or bool(self._hypothesis)
 
     def seconds_until_flush(self, now_ms: int) -> float | None:
@@ -397,7 +441,7 @@ class ParticipantPolicy:
         if self._in_flight is not None:
             return None
         self._trim_leading_silence()
-        if not self.has_pending_speech():
+        if not self._speech_to_transcribe():
             return None
         final = self._final_due(now_ms)
         new_audio_s = (self._received - max(self._planned_until, self._window_start)) / self._rate
@@ -439,12 +483,17 @@ class ParticipantPolicy:
         `next_window()` then has nothing left to plan for that speech."""
         if self._in_flight is not None or not self.has_pending_speech() or not self._final_due(now_ms):
             return []
+        if not self._speech_to_transcribe():
+            return self._send_utterance(len(self._open))  # every word is committed already
         end = self._final_end()
         speech_end = self._last_speech_end(end)
         # A last word Whisper was unsure of may have been cut off at the window's edge: the final
         # window hears a little more after it.
         unsure = bool(self._hypothesis) and self._hypothesis[-1].probability < self.config.min_probability
-        if self._hypothesis_heard_until < speech_end or unsure:
+        # A hypothesis that stopped well before the speech did (its last words came back from a
+        # window that ended early) has not heard it all, whatever its window's end.
+        stopped = self._speech_after(self._hypothesis, end) >= self.config.unheard_speech_s
+        if self._hypothesis_heard_until < speech_end or unsure or stopped:
             return []
         speech_end_s = speech_end / self._rate
         # As for a final window's words: none made up in the silence after the speech.
@@ -456,7 +505,7 @@ class ParticipantPolicy:
         self._set_hypothesis([], [])
         self._planned_until = end
         self._context_paused = False
-        return self._commit(words, until_sample=end)
+        return self._commit(words, until_sample=end, end_of_speech=True)
 
     def _final_due(self, now_ms: int) -> bool:
         """Whether pending speech is to be finished now: meeting over, idle, or end of speech."""
@@ -508,9 +557,12 @@ class ParticipantPolicy:
         self._in_flight = None
         words = self._to_stream_words(plan, window_words)
         stalled = self._stalled(plan, words)
-        # Heard again at once without context and prompt (a final window stays due).
-        retry = stalled and bool(plan.context_samples or plan.prompt)
         if plan.final:
+            # A final window that stopped well before the speech did ("Ask" of "Ask what you can
+            # do for your country", then nothing at all with "Ask" as context) is heard again at
+            # once without context and prompt: never committed over.
+            stopped = self._speech_after(words, plan.end) >= self.config.unheard_speech_s
+            retry = (stalled or stopped) and bool(plan.context_samples or plan.prompt)
             self._context_paused = retry
             if retry:
                 self._planned_until = self._window_start
@@ -518,7 +570,12 @@ class ParticipantPolicy:
             if self.config.final_keeps_surer_words:
                 words = keep_surer_earlier_words(self._hypothesis, words)
             self._set_hypothesis([], [])
-            return self._commit(words, until_sample=self._final_cut(words, plan))
+            until = self._final_cut(words, plan)
+            # Speech left after the cut is transcribed by the next final window: the utterance
+            # goes on until then.
+            return self._commit(words, until_sample=until, end_of_speech=until == plan.end)
+        # Heard again at once without context and prompt.
+        retry = stalled and bool(plan.context_samples or plan.prompt)
         self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
         heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]
@@ -530,7 +587,9 @@ class ParticipantPolicy:
         out: list[Transcript] = []
         if cut is not None:
             index, cut_sample, trim = cut
-            out += self._commit(words[: index + 1], until_sample=cut_sample, trim=trim)
+            out += self._commit(
+                words[: index + 1], until_sample=cut_sample, trim=trim, following=words[index + 1]
+            )
             words, heard = words[index + 1 :], heard[index + 1 :]
         elif (plan.end - plan.start) / self._rate >= self.config.max_window_s:
             self._trim_committed()
@@ -555,12 +614,15 @@ class ParticipantPolicy:
         """Where a final window's commit ends: at its end, unless the VAD heard a long stretch of
         speech after its last word (Whisper stopped early, or a decoding loop was cut off there):
         that audio stays pending, and the next final window transcribes it."""
-        if not words:
+        if not words or self._speech_after(words, plan.end) < self.config.unheard_speech_s:
             return plan.end
-        last_end = self._samples(words[-1].end)
-        if self._speech_seconds_in(self._speech_starts(last_end, plan.end)) < self.config.unheard_speech_s:
-            return plan.end
-        return min(plan.end, last_end + self._samples(self.config.final_tail_s))
+        return min(plan.end, self._samples(words[-1].end) + self._samples(self.config.final_tail_s))
+
+    def _speech_after(self, words: Sequence[Word], end: int) -> float:
+        """Seconds of pending speech (by the VAD) after the last of `words` and before `end`: all
+        of it when there are no words."""
+        last_end = self._samples(words[-1].end) if words else 0
+        return self._speech_seconds_in(self._speech_starts(last_end, end))
 
     def _to_stream_words(self, plan: WindowPlan, window_words: Sequence[WordTiming]) -> list[Word]:
         """Window-relative words to stream time, without those of the overlap already committed."""
@@ -733,45 +795,116 @@ class ParticipantPolicy:
             overlap = 0 if self.config.context_s else self._samples(self.config.overlap_s)
             self._drop_until(self._committed_until - overlap)
 
-    def _commit(self, words: list[Word], until_sample: int, trim: bool = True) -> list[Transcript]:
-        out = []
+    def _commit(
+        self,
+        words: list[Word],
+        until_sample: int,
+        trim: bool = True,
+        following: Word | None = None,
+        end_of_speech: bool = False,
+    ) -> list[Transcript]:
+        """Make `words` final for good (the prompt, the context and overlap removal build on them)
+        and add them to the open utterance; returns the finals this sends: the utterance up to a
+        sentence end the speaker paused after, all of it at the end of speech, or a part of it
+        once it is too long. `following`: the first word heard after the cut."""
         pieces = split_sentences(words)
-        # Audio of consecutive finals is back to back: each starts where the previous one ended
+        # Audio of consecutive pieces is back to back: each starts where the previous one ended
         # (or at the window's lead-in after a pause) and the last ends at the cut.
         bounds = [max(self._committed_until, self._window_start)]
         bounds += [self._samples(piece[0].start) for piece in pieces[1:]] + [until_sample]
+        closes: list[int] = []
         for n, piece in enumerate(pieces):
-            utterance = self._current_utterance(piece[0])
-            pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.return_audio else None
             text = join_words(piece)
-            out.append(
-                Transcript(
-                    utterance.id,
-                    "final",
-                    text,
-                    utterance.ts_ms,
-                    mean_probability(piece),
-                    pcm,
-                    piece[0].start,
-                    piece[-1].end,
-                )
-            )
             context_pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.context_s else b""
             last = piece[-self.config.context_tail_words :] if self.config.context_tail_words else []
-            # Within the final's audio, however its word times came out.
+            # Within the piece's audio, however its word times came out.
             offset = self._samples(last[0].start) - bounds[n] if last else 0
             offset = min(max(offset, 0), bounds[n + 1] - bounds[n])
             self._finals.append(_Final(text, bounds[n], bounds[n + 1], context_pcm, join_words(last), offset))
-            self._utterance = None
+            after = pieces[n + 1][0] if n + 1 < len(pieces) else following
+            pause = self._pause_between(piece[-1], after) if after is not None else 0.0
+            pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.return_audio else None
+            self._current_utterance(piece[0])  # its ts: when its first word was spoken
+            self._open.append(_Committed(piece, pcm, pause))
+            if piece[-1].text.rstrip().endswith(SENTENCE_END) and pause >= self.config.sentence_pause_s:
+                closes.append(len(self._open))
         self._forget_old_context()
-        self._last_interim = ""
         if words:
             tail = self._committed_tail + [normalize_word(word.text) for word in words]
             self._committed_tail = tail[-COMMITTED_TAIL_WORDS:]
         self._committed_until = max(self._committed_until, until_sample)
+        out = []
+        sent = 0
+        for count in closes:
+            out += self._send_utterance(count - sent)
+            sent = count
+        if end_of_speech:
+            out += self._send_utterance(len(self._open))
+        while self._open_seconds() > self.config.max_utterance_s:
+            out += self._send_utterance(self._best_boundary())
         if trim:
             self._trim_committed()
         return out
+
+    def _pause_between(self, last: Word, following: Word) -> float:
+        """Silence between two words: the gap between their times, or the longest run of frames
+        the VAD scored as non-speech between their middles (Whisper often stretches a word over
+        the pause after it)."""
+        gap = max(0.0, following.start - last.end)
+        frame = self.config.vad_frame_samples
+        first = max(self._samples((last.start + last.end) / 2) // frame, self._first_frame)
+        scored_until = self._first_frame + len(self._frame_probs)
+        stop = min(self._samples((following.start + following.end) / 2) // frame + 1, scored_until)
+        run = longest = 0
+        for index in range(first, stop):
+            quiet = self._frame_probs[index - self._first_frame] < self.config.speech_threshold
+            run = run + 1 if quiet else 0
+            longest = max(longest, run)
+        return max(gap, longest * frame / self._rate)
+
+    def _open_seconds(self) -> float:
+        if not self._open:
+            return 0.0
+        return self._open[-1].words[-1].end - self._open[0].words[0].start
+
+    def _best_boundary(self) -> int:
+        """How many open pieces a too-long utterance sends: up to a sentence end, else a comma,
+        else the longest pause, not after a function word where anything else will do; the
+        latest of equals (the utterance stays whole as long as it can)."""
+
+        def score(count: int) -> tuple[bool, int, float, int]:
+            last = self._open[count - 1]
+            text = last.words[-1].text.rstrip()
+            mark = 2 if text.endswith(SENTENCE_END) else 1 if text.endswith(PHRASE_END) else 0
+            return normalize_word(text) not in FUNCTION_WORDS, mark, last.pause_after, count
+
+        return max(range(1, len(self._open) + 1), key=score)
+
+    def _send_utterance(self, count: int) -> list[Transcript]:
+        """The final of the open utterance's first `count` pieces; the rest starts the next one."""
+        if count <= 0 or not self._open:
+            return []
+        pieces, self._open = self._open[:count], self._open[count:]
+        words = [word for piece in pieces for word in piece.words]
+        utterance = self._current_utterance(words[0])
+        pcm = b"".join(piece.pcm or b"" for piece in pieces) if self.config.return_audio else None
+        self._utterance = None
+        self._last_interim = ""
+        if self._open:
+            self._current_utterance(self._open[0].words[0])
+        return [
+            Transcript(
+                utterance.id,
+                "final",
+                join_words(words),
+                utterance.ts_ms,
+                mean_probability(words),
+                pcm,
+                words[0].start,
+                words[-1].end,
+                committed_words=len(words),
+            )
+        ]
 
     def _forget_old_context(self) -> None:
         """Let go of the audio of finals that no longer fit in a window's context."""
@@ -785,7 +918,10 @@ class ParticipantPolicy:
     def _samples(self, seconds: float) -> int:
         return int(seconds * self._rate)
 
-    def _interim(self, words: list[Word]) -> Transcript | None:
+    def _interim(self, pending: list[Word]) -> Transcript | None:
+        """The open utterance so far: its committed words, then the hypothesis after them."""
+        committed = [word for piece in self._open for word in piece.words]
+        words = committed + pending
         text = join_words(words)
         if not text or text == self._last_interim:
             return None
@@ -799,6 +935,7 @@ class ParticipantPolicy:
             mean_probability(words),
             start_s=words[0].start,
             end_s=words[-1].end,
+            committed_words=len(committed),
         )
 
     def _current_utterance(self, first_word: Word) -> _Utterance:

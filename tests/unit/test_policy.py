@@ -200,6 +200,27 @@ class Session:
         return [t for t in self.out if t.kind == "final"]
 
     @property
+    def commits(self) -> list[str]:
+        """Each run of words committed at once, in order, as the interims and finals show them."""
+        runs: list[str] = []
+        utterance, done = "", 0
+        for t in self.out:
+            if t.utterance_id != utterance:
+                utterance, done = t.utterance_id, 0
+            words = t.text.split()[: t.committed_words]
+            if len(words) > done:
+                runs.append(" ".join(words[done:]))
+                done = len(words)
+        return runs
+
+    @property
+    def committed(self) -> str:
+        """The words committed so far: the finals' and those the last interim says will stay."""
+        last = self.out[-1] if self.out else None
+        open_words = last.text.split()[: last.committed_words] if last and last.kind == "interim" else []
+        return " ".join([t.text for t in self.finals] + open_words)
+
+    @property
     def interims(self) -> list[Transcript]:
         return [t for t in self.out if t.kind == "interim"]
 
@@ -321,8 +342,11 @@ def test_an_interim_repeating_the_last_text_is_not_sent_again() -> None:
 
 
 @pytest.mark.parametrize("context_s", [0.0, 9.0], ids=["overlap", "context"])
-def test_agreed_sentence_end_is_cut_as_a_final_while_speech_goes_on(context_s: float) -> None:
-    words = say(JFK, start=0.5)
+def test_an_agreed_sentence_end_the_speaker_paused_after_is_a_final_while_speech_goes_on(
+    context_s: float,
+) -> None:
+    words = say("And so my fellow Americans.", start=0.5)
+    words += say("Ask not what your country can do for you.", start=words[-1].end + 0.3)
     americans, ask = words[4], words[5]
     config = PolicyConfig(context_s=context_s)
     session = Session(words=words, config=config)
@@ -439,6 +463,34 @@ def test_a_new_word_that_sounds_like_the_last_final_word_is_kept() -> None:
     assert [t.text for t in out] == ["friendly not"]
 
 
+def test_a_sentence_end_without_a_pause_goes_on_as_one_utterance_its_words_committed() -> None:
+    words = say(JFK, start=0.5)  # 0.1 s between every two words
+
+    during = session_during = Session(words=words)
+    during_out = session_during.play(until_s=words[-1].end)
+
+    assert [t.kind for t in during_out] == ["interim"] * len(during_out)
+    assert during.committed.startswith("And so my fellow Americans.")  # early, for the prompt
+    assert len({t.utterance_id for t in during_out}) == 1
+    after = during.play(until_s=words[-1].end + 2.0)
+    assert [t.text for t in after if t.kind == "final"] == [JFK]
+    assert after[-1].utterance_id == during_out[0].utterance_id
+
+
+def test_committed_words_never_change_in_later_interims_or_the_final() -> None:
+    words = say("we choose to go to the moon in this decade and do the other things", 0.5)
+    session = Session(words=words)
+
+    session.play(until_s=words[-1].end + 2.0)
+
+    messages = session.out
+    assert messages[-1].kind == "final"
+    assert max(t.committed_words for t in session.interims) >= 6
+    for earlier, later in itertools.pairwise(messages):
+        kept = earlier.text.split()[: earlier.committed_words]
+        assert later.text.split()[: len(kept)] == kept
+
+
 def test_agreement_ignores_case_and_punctuation() -> None:
     session = Session(speech=[(0.0, 10.0)])
     policy = session.policy
@@ -454,7 +506,8 @@ def test_agreement_ignores_case_and_punctuation() -> None:
         second, timings(second, (" Hello", 0.1, 0.4), (" world.", 0.5, 0.9), (" Again", 1.0, 1.3))
     )
 
-    assert [(t.kind, t.text) for t in out] == [("final", "Hello world."), ("interim", "Again")]
+    assert [(t.kind, t.text) for t in out] == [("interim", "Hello world. Again")]
+    assert out[0].committed_words == 2  # no pause after "world.": the utterance goes on
 
 
 def test_low_confidence_sentence_waits_for_the_end_of_speech() -> None:
@@ -465,10 +518,7 @@ def test_low_confidence_sentence_waits_for_the_end_of_speech() -> None:
     after = session.play(until_s=words[-1].end + 2.0)
 
     assert [t.kind for t in during] == ["interim"] * len(during)
-    assert [t.text for t in after if t.kind == "final"] == [
-        "And so my fellow Americans.",
-        "Ask not what your country can do for you.",
-    ]
+    assert [t.text for t in after if t.kind == "final"] == [JFK]
     assert after[0].probability == pytest.approx(0.4)
 
 
@@ -482,10 +532,10 @@ def test_mean_probability_decides_not_the_sentence_end_word_alone() -> None:
     assert all(t.kind == "interim" for t in during)
 
 
-# ---- phrase-sized finals -------------------------------------------------------------------------
+# ---- committed phrase by phrase, sent as utterances ----------------------------------------------
 
 
-def test_a_long_unpunctuated_sentence_becomes_final_phrase_by_phrase_while_it_is_spoken() -> None:
+def test_a_long_unpunctuated_sentence_is_committed_phrase_by_phrase_and_sent_whole() -> None:
     text = "we choose to go to the moon in this decade and do the other things not because they are easy"
     words = say(text, start=0.5)
     config = PolicyConfig()
@@ -493,41 +543,41 @@ def test_a_long_unpunctuated_sentence_becomes_final_phrase_by_phrase_while_it_is
 
     during = session.play(until_s=words[-1].end)
 
-    early = [t.text for t in during if t.kind == "final"]
-    assert len(early) >= 2
-    assert all(len(f.split()) >= config.phrase_min_words for f in early)
-    # Every window still hears the sentence from its lead-in: the words already final as its
+    assert [t.kind for t in during] == ["interim"] * len(during)
+    commits = sorted({t.committed_words for t in during} - {0})
+    assert len(commits) >= 2
+    assert commits[0] >= config.phrase_min_words
+    # Every window still hears the sentence from its lead-in: the words already committed as its
     # prefix, their audio before the new audio.
     assert {plan.start - plan.context_samples for plan in session.plans} == {session.plans[0].start}
-    finals_before = [
-        " ".join(t.text for t in session.finals if t.end_s * SAMPLE_RATE <= plan.start)
-        for plan in session.plans
-    ]
-    assert [plan.prefix for plan in session.plans] == finals_before
+    assert all(text.startswith(plan.prefix) for plan in session.plans)
     assert len({plan.prefix for plan in session.plans}) >= 3
 
     session.play(until_s=words[-1].end + 2.0)
 
-    assert " ".join(t.text for t in session.finals) == text
+    assert [t.text for t in session.finals] == [text]
 
 
-def test_stable_words_become_final_a_chunk_later_without_waiting_for_a_boundary() -> None:
+def test_stable_words_are_committed_a_chunk_later_without_waiting_for_a_boundary() -> None:
     words = say("we choose to go to the moon in this decade and do the other things not because", 0.5)
     session = Session(words=words)
     chunk_s = BROWSER_CHUNK_FRAMES * FRAME / SAMPLE_RATE
-    final_at: list[tuple[float, Transcript]] = []
+    committed_at: list[tuple[float, int]] = []
     for chunk in range(1, int(words[-1].end / chunk_s) + 1):
         during = session.play(until_s=chunk * chunk_s)
-        final_at += [(chunk * chunk_s, t) for t in during if t.kind == "final"]
+        committed_at += [(chunk * chunk_s, t.committed_words) for t in during if t.kind == "interim"]
 
-    # Chunks between the one that held each word's end and the one after which it became final.
+    # Chunks between the one that held each word's end and the one after which it was committed.
     delays = []
     spoken = iter(words)
-    for sent_s, final in final_at:
-        assert len(final.text.split()) >= session.config.phrase_min_words
-        for _ in final.text.split():
+    committed = 0
+    for sent_s, count in committed_at:
+        if count > committed:
+            assert count - committed >= session.config.phrase_min_words
+        for _ in range(committed, count):
             end_chunk_s = math.ceil(next(spoken).end / chunk_s) * chunk_s
             delays.append(round((sent_s - end_chunk_s) / chunk_s))
+        committed = max(committed, count)
     # One chunk: the next result agreed. Two only while the first phrase gathers its three words.
     assert len(delays) >= len(words) - 4
     assert max(delays) <= 2
@@ -542,9 +592,10 @@ def test_a_phrase_is_not_cut_just_before_a_punctuation_mark_already_heard() -> N
 
     session.play(until_s=words[-1].end)
 
-    assert session.early_finals >= 2
-    assert session.finals[0].text == "And so my fellow Americans,"
-    assert all(len(t.text.split()) >= session.config.phrase_min_words for t in session.finals)
+    assert session.finals == []
+    assert len(session.commits) >= 2
+    assert session.commits[0] == "And so my fellow Americans,"
+    assert all(len(run.split()) >= session.config.phrase_min_words for run in session.commits)
 
 
 def test_a_comma_or_a_pause_ends_a_phrase() -> None:
@@ -555,8 +606,7 @@ def test_a_comma_or_a_pause_ends_a_phrase() -> None:
 
     session.play(until_s=words[-1].end)
 
-    assert session.early_finals >= 2
-    assert [t.text for t in session.finals][:2] == ["And so, my fellow Americans,", "ask not what"]
+    assert session.commits[:2] == ["And so, my fellow Americans,", "ask not what"]
 
 
 def test_low_confidence_words_are_not_cut_into_phrases_while_two_hypotheses_agree() -> None:
@@ -571,17 +621,17 @@ def test_low_confidence_words_are_not_cut_into_phrases_while_two_hypotheses_agre
 def test_unsure_words_three_hypotheses_agreed_on_become_final_while_speech_goes_on() -> None:
     words = say("we choose to go to the moon in this decade and do the other things", 0.5, probability=0.4)
     session = Session(words=words)
-    finals: list[Transcript] = []
     until_s = 0.0
-    while not finals and until_s < words[-1].end:
+    while not session.commits and until_s < words[-1].end:
         until_s += 1.024
-        finals = [t for t in session.play(until_s=until_s) if t.kind == "final"]
+        session.play(until_s=until_s)
 
-    assert finals and until_s < words[-1].end  # before the end of speech
-    windows_that_heard_it = [plan for plan in session.plans if plan.end / SAMPLE_RATE >= finals[-1].end_s]
+    assert session.commits and until_s < words[-1].end  # before the end of speech
+    last_committed = words[len(session.committed.split()) - 1]
+    windows_that_heard_it = [plan for plan in session.plans if plan.end / SAMPLE_RATE >= last_committed.end]
     assert len(windows_that_heard_it) >= 3
     session.play(until_s=words[-1].end + 2.0)
-    assert " ".join(t.text for t in session.finals) == " ".join(w.text.strip() for w in words)
+    assert [t.text for t in session.finals] == [" ".join(w.text.strip() for w in words)]
 
 
 def test_spellings_whisper_hesitates_between_agree_short_words_must_match() -> None:
@@ -601,7 +651,7 @@ def test_the_prompt_never_repeats_words_whose_audio_is_still_in_the_window() -> 
 
     session.play(until_s=words[-1].end)
 
-    assert session.early_finals >= 1
+    assert session.commits
     assert {plan.prompt for plan in session.plans} == {""}
 
 
@@ -619,9 +669,10 @@ def test_past_max_window_a_final_is_cut_at_the_widest_gap_among_stable_words() -
 
     during = session.play(until_s=10.24)  # still talking; "they … are" (0.45 s) is heard only once
 
-    assert [t.text for t in during if t.kind == "final"] == ["we choose to go to the moon in this decade"]
+    assert session.commits == ["we choose to go to the moon in this decade"]
     assert during[-1].kind == "interim"
-    assert during[-1].text == "and do the other things not because they are easy but because they are"
+    pending = "and do the other things not because they are easy but because they are"
+    assert during[-1].text == f"{session.commits[0]} {pending}"
     assert session.policy.window_seconds < PolicyConfig().max_window_s
 
     rest = session.play(until_s=12.0)
@@ -682,9 +733,9 @@ def test_vad_end_of_speech_makes_the_next_window_final() -> None:
             (" can?", 1.6, 1.9),
         ),
     )
-    assert [(t.kind, t.text) for t in out] == [("final", "Ask not."), ("final", "What you can?")]
+    # No pause after "not.": one utterance.
+    assert [(t.kind, t.text) for t in out] == [("final", "Ask not. What you can?")]
     assert out[0].utterance_id == first[0].utterance_id
-    assert out[1].utterance_id != out[0].utterance_id
     assert not session.policy.has_pending_speech()
 
 
@@ -764,17 +815,94 @@ def spoken_text(words: Sequence[Spoken]) -> str:
     return " ".join(w.text.strip() for w in words)
 
 
+ASK_WHAT = say("ask not what your country can do for you", 0.5) + say(
+    "ask what you can do for your country", 4.3
+)
+"""JFK's two phrases; the pause between them (0.3 s) is speech to the VAD."""
+
+
+def hears_only_the_first_word_with_context_at_the_end(words: Sequence[Spoken]) -> Model:
+    """Whisper on the last window of a talk, after earlier finals: "Ask", then nothing of the
+    speech after it (the capacity benchmark's rotation that ended with JFK)."""
+
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        heard = in_window(plan, words)
+        if plan.final and (plan.prompt or plan.prefix):
+            return heard[:1]
+        return heard
+
+    return model
+
+
+def test_a_final_window_that_stops_short_of_the_speech_is_heard_again_without_context() -> None:
+    session = Session(words=ASK_WHAT, model=hears_only_the_first_word_with_context_at_the_end(ASK_WHAT))
+
+    session.play(until_s=ASK_WHAT[-1].end + 2.0)
+
+    assert " ".join(t.text for t in session.finals) == spoken_text(ASK_WHAT)
+    finals_windows = [plan for plan in session.plans if plan.final]
+    assert finals_windows[-1].prompt == finals_windows[-1].prefix == ""
+
+
+def test_the_last_hypothesis_is_not_made_final_when_it_stopped_short_of_the_speech() -> None:
+    # Every interim window hears only up to "ask what": the last one ends past the speech, but
+    # its words stop seconds earlier. Settling it without a model call would drop the rest.
+    # The speech ends at 6.9 s, the interim window of the chunk at 7.17 s hears all of it.
+    words = say("ask not what your country can do for you", 0.0) + say(
+        "ask what you can do for your country", 3.8
+    )
+
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        heard = in_window(plan, words)
+        return heard if plan.final else [w for w in heard if w.start < 4.8 - window_clock(plan)]
+
+    session = Session(words=words, model=model)
+
+    session.play(until_s=words[-1].end + 2.0)
+
+    assert " ".join(t.text for t in session.finals) == spoken_text(words)
+    assert session.plans[-1].final
+
+
+def test_a_sentence_end_is_an_utterance_end_when_the_vad_heard_a_pause_though_word_times_touch() -> None:
+    words = [*say("Ask not.", 0.5), *say("What can you do?", 1.6)]
+    words[1] = Spoken(" not.", 0.9, 1.6)  # Whisper stretched it over the pause
+    session = Session(words=words, speech=[(0.5, 1.2), (1.5, 3.2)])  # 0.3 s of silence
+
+    session.play(until_s=3.2)
+    session.play(until_s=5.0)
+
+    assert [t.text for t in session.finals] == ["Ask not.", "What can you do?"]
+
+
+def test_an_utterance_that_never_pauses_is_sent_at_its_best_boundary_once_long() -> None:
+    # 40 s without a sentence end: commas now and then, no word gap the VAD hears as a pause.
+    text = " ".join("we went on and on about the plan for the rollout of the new system," for _ in range(5))
+    words = say(text, start=0.5)
+    config = PolicyConfig()
+    session = Session(words=words, config=config)
+
+    during = session.play(until_s=words[-1].end)
+
+    early = [t for t in during if t.kind == "final"]
+    assert early, "sent before the end of speech"
+    for final in early:
+        assert final.end_s - final.start_s <= config.max_utterance_s + 2.0
+        assert final.text.endswith(",")  # the best boundary: a comma, not a function word
+    session.play(until_s=words[-1].end + 2.0)
+    assert " ".join(t.text for t in session.finals) == text
+
+
 def test_speech_a_hypothesis_stopped_short_of_is_heard_at_once_without_context_and_prompt() -> None:
     model = stops_at_first_sentence_end(STALLING_SPEECH, stretch_last=False)
     session = Session(words=STALLING_SPEECH, model=model)
 
+    # The second sentence is committed while it is spoken, not only at the end of speech.
+    session.play(until_s=STALLING_SPEECH[-1].end - 1.0)
+    assert "Our tests" in session.committed, session.commits
     session.play(until_s=STALLING_SPEECH[-1].end + 2.0)
 
     assert " ".join(t.text for t in session.finals) == spoken_text(STALLING_SPEECH)
-    # The second sentence became final while it was spoken, not only at the end of speech.
-    spoken_until = STALLING_SPEECH[-1].end
-    early = [t for t in session.finals if t.text.startswith("Our") and t.end_s < spoken_until - 1.0]
-    assert early, [t.text for t in session.finals]
     # Once a final is cut from a window that did not stall, context and prompt come back.
     with_context = [bool(plan.prompt or plan.prefix) for plan in session.plans]
     paused_at = with_context.index(False, with_context.index(True))
@@ -1172,12 +1300,11 @@ def test_the_decoder_starts_at_the_context_s_last_words_where_their_audio_is() -
     session.play(until_s=9.5)
 
     finals = [t.text for t in session.finals]
-    assert " ".join(finals) == "First one. The second one is right here. Third part now"
+    assert finals == ["First one.", "The second one is right here.", "Third part now"]
     with_context = [plan for plan in session.plans if plan.prefix]
     assert {plan.prefix for plan in with_context} >= {"First one.", "First one. The second one"}
     for plan in with_context:
-        last_final = next(text for text in reversed(finals) if plan.prefix.endswith(text))
-        assert plan.prefix_tail == " ".join(last_final.split()[-2:])
+        assert plan.prefix_tail == " ".join(plan.prefix.split()[-2:])
         first_tail_word = next(word for word in words if word.text.strip() == plan.prefix_tail.split()[0])
         tail_pcm = plan.pcm[plan.prefix_tail_samples * SAMPLE_WIDTH_BYTES :]
         assert starts_at(tail_pcm, samples(first_tail_word.start))
@@ -1237,7 +1364,8 @@ def test_no_prompt_when_max_prompt_finals_is_zero() -> None:
 
 
 def test_return_audio_gives_each_final_the_pcm_of_its_span() -> None:
-    words = say(JFK, start=0.5)
+    words = say("And so my fellow Americans.", start=0.5)
+    words += say("Ask not what your country can do for you.", start=words[-1].end + 0.3)
     session = Session(words=words, config=PolicyConfig(return_audio=True))
 
     session.play(until_s=words[-1].end + 2.0)
