@@ -893,6 +893,28 @@ def test_an_utterance_that_never_pauses_is_sent_at_its_best_boundary_once_long()
     assert " ".join(t.text for t in session.finals) == text
 
 
+def test_a_long_utterance_is_sent_at_its_last_sentence_end_not_at_an_earlier_longer_pause() -> None:
+    # Sentences read on without a pause the utterance ends at; the first one's is the longest.
+    sentence = "we went on about the plan for the rollout of the new system today."
+    words: list[Spoken] = []
+    start = 0.5
+    for index in range(6):
+        words += say(sentence, start)
+        start = words[-1].end + (0.15 if index == 0 else 0.1)
+    config = PolicyConfig()
+    assert config.sentence_pause_s > 0.15
+    session = Session(words=words, config=config)
+
+    during = session.play(until_s=words[-1].end)
+
+    first = next(t for t in during if t.kind == "final")
+    assert first.text.endswith(".")
+    # The last sentence end before the utterance grew too long, not the first one.
+    assert first.end_s - first.start_s > config.max_utterance_s - 6.0, first.text
+    session.play(until_s=words[-1].end + 2.0)
+    assert " ".join(t.text for t in session.finals) == spoken_text(words)
+
+
 def test_speech_a_hypothesis_stopped_short_of_is_heard_at_once_without_context_and_prompt() -> None:
     model = stops_at_first_sentence_end(STALLING_SPEECH, stretch_last=False)
     session = Session(words=STALLING_SPEECH, model=model)
