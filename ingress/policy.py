@@ -13,8 +13,10 @@ How it works:
   change: the interims show them first, then the rest of the hypothesis.
 - Committing is internal (the window stays short, the prompt and context build on it); what the
   client stores is the utterance. Its final goes out at a committed sentence end the speaker paused
-  after (`sentence_pause_s`), at the end of speech, or, for someone who never pauses, at its best
-  boundary once it passes `max_utterance_s`. Its `ts` is when its first word was spoken.
+  after (`sentence_pause_s`), at any other word (not a function word) the VAD heard end of speech
+  after (`end_of_speech_s`, even inside a chunk), at the end of speech, or, for someone who never
+  pauses, at its best boundary once it passes `max_utterance_s`. Its `ts` is when its first word
+  was spoken.
 - The last committed phrases go before a window's new audio again, their text as the decoder's
   prefix (`context_s`): Whisper hears what led up to the new words without transcribing them
   twice. It reads that text in one pass and starts decoding at the last four words of it, where
@@ -34,7 +36,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from typing import Literal
@@ -328,12 +330,13 @@ def mean_probability(words: Sequence[Word]) -> float:
     return sum(word.probability for word in words) / len(words) if words else 0.0
 
 
-def split_sentences(words: Sequence[Word]) -> list[list[Word]]:
-    """Phrase-sized pieces: a new piece after every word that ends a sentence."""
+def split_sentences(words: Sequence[Word], breaks: Container[int] = ()) -> list[list[Word]]:
+    """Phrase-sized pieces: a new piece after every word that ends a sentence, and after the
+    words whose indices are in `breaks`."""
     pieces: list[list[Word]] = [[]]
-    for word in words:
+    for index, word in enumerate(words):
         pieces[-1].append(word)
-        if word.text.rstrip().endswith(SENTENCE_END):
+        if word.text.rstrip().endswith(SENTENCE_END) or index in breaks:
             pieces.append([])
     return [piece for piece in pieces if piece]
 
@@ -806,13 +809,17 @@ class ParticipantPolicy:
         """Make `words` final for good (the prompt, the context and overlap removal build on them)
         and add them to the open utterance; returns the finals this sends: the utterance up to a
         sentence end the speaker paused after, all of it at the end of speech, or a part of it
-        once it is too long. `following`: the first word heard after the cut."""
-        pieces = split_sentences(words)
+        once it is too long. `following`: the first word heard after the cut, if any."""
+        followers = [*words[1:], following]
+        pauses = [self._pause_between(word, after) for word, after in zip(words, followers, strict=True)]
+        # A piece ends wherever an utterance may: the utterance ends there if the speaker paused.
+        stops = {n for n, word in enumerate(words) if self._ends_utterance(word, pauses[n])}
+        pieces = split_sentences(words, breaks=stops)
+        last_word = -1
         # Audio of consecutive pieces is back to back: each starts where the previous one ended
         # (or at the window's lead-in after a pause) and the last ends at the cut.
         bounds = [max(self._committed_until, self._window_start)]
         bounds += [self._samples(piece[0].start) for piece in pieces[1:]] + [until_sample]
-        closes: list[int] = []
         for n, piece in enumerate(pieces):
             text = join_words(piece)
             context_pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.context_s else b""
@@ -821,23 +828,16 @@ class ParticipantPolicy:
             offset = self._samples(last[0].start) - bounds[n] if last else 0
             offset = min(max(offset, 0), bounds[n + 1] - bounds[n])
             self._finals.append(_Final(text, bounds[n], bounds[n + 1], context_pcm, join_words(last), offset))
-            after = pieces[n + 1][0] if n + 1 < len(pieces) else following
-            pause = self._pause_between(piece[-1], after) if after is not None else 0.0
+            last_word += len(piece)
             pcm = self._slice(bounds[n], bounds[n + 1]) if self.config.return_audio else None
             self._current_utterance(piece[0])  # its ts: when its first word was spoken
-            self._open.append(_Committed(piece, pcm, pause))
-            if piece[-1].text.rstrip().endswith(SENTENCE_END) and pause >= self.config.sentence_pause_s:
-                closes.append(len(self._open))
+            self._open.append(_Committed(piece, pcm, pauses[last_word]))
         self._forget_old_context()
         if words:
             tail = self._committed_tail + [normalize_word(word.text) for word in words]
             self._committed_tail = tail[-COMMITTED_TAIL_WORDS:]
         self._committed_until = max(self._committed_until, until_sample)
-        out = []
-        sent = 0
-        for count in closes:
-            out += self._send_utterance(count - sent)
-            sent = count
+        out = self._send_ended_utterances()
         if end_of_speech:
             out += self._send_utterance(len(self._open))
         while self._open_seconds() > self.config.max_utterance_s:
@@ -846,21 +846,49 @@ class ParticipantPolicy:
             self._trim_committed()
         return out
 
-    def _pause_between(self, last: Word, following: Word) -> float:
+    def _pause_between(self, last: Word, following: Word | None) -> float:
         """Silence between two words: the gap between their times, or the longest run of frames
         the VAD scored as non-speech between their middles (Whisper often stretches a word over
-        the pause after it)."""
-        gap = max(0.0, following.start - last.end)
+        the pause after it). With no word heard after `last` yet: the silence scored after it so
+        far, up to the speech that follows (heard by the VAD, not yet by Whisper)."""
         frame = self.config.vad_frame_samples
         first = max(self._samples((last.start + last.end) / 2) // frame, self._first_frame)
         scored_until = self._first_frame + len(self._frame_probs)
-        stop = min(self._samples((following.start + following.end) / 2) // frame + 1, scored_until)
+        if following is None:
+            gap = 0.0
+            stop = scored_until
+            resumed = self._samples(last.end) // frame  # speech from here on is the next word's
+        else:
+            gap = max(0.0, following.start - last.end)
+            stop = min(self._samples((following.start + following.end) / 2) // frame + 1, scored_until)
+            resumed = stop
         run = longest = 0
         for index in range(first, stop):
             quiet = self._frame_probs[index - self._first_frame] < self.config.speech_threshold
+            if not quiet and index >= resumed:
+                break
             run = run + 1 if quiet else 0
             longest = max(longest, run)
         return max(gap, longest * frame / self._rate)
+
+    def _ends_utterance(self, last: Word, pause_after: float) -> bool:
+        """Whether an utterance ends at `last`: a sentence end the speaker paused after, or any word
+        but a function word followed by the VAD's end of speech (Whisper writes no full stop for
+        some voices at all)."""
+        text = last.text.rstrip()
+        if text.endswith(SENTENCE_END) and pause_after >= self.config.sentence_pause_s:
+            return True
+        return pause_after >= self.config.end_of_speech_s and normalize_word(text) not in FUNCTION_WORDS
+
+    def _send_ended_utterances(self) -> list[Transcript]:
+        out: list[Transcript] = []
+        while ends := [
+            n + 1
+            for n, piece in enumerate(self._open)
+            if self._ends_utterance(piece.words[-1], piece.pause_after)
+        ]:
+            out += self._send_utterance(ends[0])
+        return out
 
     def _open_seconds(self) -> float:
         if not self._open:

@@ -875,6 +875,35 @@ def test_a_sentence_end_is_an_utterance_end_when_the_vad_heard_a_pause_though_wo
     assert [t.text for t in session.finals] == ["Ask not.", "What can you do?"]
 
 
+def test_an_unpunctuated_utterance_ends_where_the_vad_heard_end_of_speech_inside_a_chunk() -> None:
+    # Whisper writes no full stop for some voices. No chunk arrives in the middle of the pause, so
+    # trailing silence never reaches end_of_speech_s: only the frames after the word tell.
+    first = say("we went on about the plan", start=0.5)
+    second = say("the rollout starts on monday", start=first[-1].end + 0.9)
+    config = PolicyConfig()
+    assert config.end_of_speech_s < 0.9
+    session = Session(words=first + second, config=config)
+
+    during = session.play(until_s=second[-1].end)
+
+    assert [t.text for t in during if t.kind == "final"] == ["we went on about the plan"]
+    assert not any(t.kind == "final" for t in session.step(session.now_ms + 100))
+    session.play(until_s=second[-1].end + 2.0)
+    assert [t.text for t in session.finals] == ["we went on about the plan", "the rollout starts on monday"]
+
+
+def test_a_pause_after_a_function_word_does_not_end_the_utterance() -> None:
+    first = say("we went on about the", start=0.9)  # no chunk arrives 0.6 s into the pause
+    second = say("plan for the rollout", start=first[-1].end + 0.9)
+    session = Session(words=first + second)
+
+    during = session.play(until_s=second[-1].end)
+    session.play(until_s=second[-1].end + 2.0)
+
+    assert not any(t.kind == "final" for t in during)
+    assert [t.text for t in session.finals] == ["we went on about the plan for the rollout"]
+
+
 def test_an_utterance_that_never_pauses_is_sent_at_its_best_boundary_once_long() -> None:
     # 40 s without a sentence end: commas now and then, no word gap the VAD hears as a pause.
     text = " ".join("we went on and on about the plan for the rollout of the new system," for _ in range(5))
