@@ -810,7 +810,7 @@ class ParticipantPolicy:
         and add them to the open utterance; returns the finals this sends: the utterance up to a
         sentence end the speaker paused after, all of it at the end of speech, or a part of it
         once it is too long. `following`: the first word heard after the cut, if any."""
-        followers = [*words[1:], following]
+        followers = [*words[1:], following][: len(words)]
         pauses = [self._pause_between(word, after) for word, after in zip(words, followers, strict=True)]
         # A piece ends wherever an utterance may: the utterance ends there if the speaker paused.
         stops = {n for n, word in enumerate(words) if self._ends_utterance(word, pauses[n])}
