@@ -31,7 +31,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keys = KeyStore.from_settings(settings)
-        redis_client = connect_redis(settings.broker_url)
+        redis_client = connect_redis(
+            settings.broker_url, settings.redis_max_connections, settings.redis_pool_timeout_s
+        )
         load = LoadGauge(limit_s=settings.saturation_round_trip_s)
         dispatcher = Dispatcher(redis_client, create_celery_app(settings), metrics, load)
         vad = await asyncio.to_thread(SileroVad)

@@ -48,15 +48,20 @@ UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, BrokerError)
 """Redis (or the Celery publish to it) did not answer, retries included (`connect_redis`)."""
 
 
-def connect_redis(url: str) -> aioredis.Redis:
-    """A pooled client. After Redis restarts, each pooled connection is dead: a command that meets
-    one retries on a fresh connection (3 times within a second), instead of failing once per
-    connection; a Redis that stays down still fails fast."""
-    return aioredis.Redis.from_url(
+def connect_redis(url: str, max_connections: int, pool_timeout_s: float) -> aioredis.Redis:
+    """A pooled client. The pool is bounded and blocking: past `max_connections` a command waits
+    up to `pool_timeout_s` for a free connection (redis-py's default pool raises "Too many
+    connections" at once, and 256 talkers on one ingress met it). After Redis restarts, each pooled
+    connection is dead: a command that meets one retries on a fresh connection (3 times within a
+    second), instead of failing once per connection; a Redis that stays down still fails fast."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=pool_timeout_s,
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 class TranscriptionError(Exception):

@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     redis_host: str | None = None
     redis_port: int = Field(default=6379, ge=1, le=65535)
+    redis_max_connections: int = Field(default=100, ge=2)
+    """Redis connections one ingress process opens at most (one of them is its reply reader's);
+    past them a command waits for a free connection instead of failing."""
+    redis_pool_timeout_s: float = Field(default=10.0, gt=0)
+    """How long a command waits for a free Redis connection before the participant gets an error."""
 
     log_level: str = "INFO"
 
