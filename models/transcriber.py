@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from models.catalogue import resolve_model_folder
+from models.cuda_libraries import load_cuda_libraries
 from models.hallucinations import (
     LOW_LOGPROB,
     NO_SPEECH_PROB,
@@ -23,7 +24,7 @@ from models.hallucinations import (
     loop_start,
     unheard_run_start,
 )
-from service.audio import SAMPLE_RATE, pcm_to_float32
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.contracts import WordTiming, prefix_head
 from service.languages import ENGLISH
 from service.settings import Device, Settings
@@ -198,6 +199,8 @@ class Transcriber:
     ) -> None:
         from faster_whisper import WhisperModel
 
+        if device == Device.CUDA.value:
+            load_cuda_libraries()  # a clear error now, not a crash inside the first window
         started = time.perf_counter()
         self._model = WhisperModel(
             str(model_folder),
@@ -244,6 +247,16 @@ class Transcriber:
             parallel_calls=settings.parallel_model_calls(device),
             name=settings.whisper_model_name,
         )
+
+    def warm_up(self) -> float:
+        """One model call on two seconds of silence, before the process reports ready: the first
+        call pays for set-up that a participant's window would otherwise wait for (on an H200,
+        CTranslate2 compiled its kernels for 19.6 s). Returns its seconds."""
+        started = time.perf_counter()
+        self.transcribe_batch([Window(pcm=bytes(2 * SAMPLE_RATE * SAMPLE_WIDTH_BYTES), language=ENGLISH)])
+        seconds = time.perf_counter() - started
+        logger.info("model %s warmed up in %.2f s", self.name, seconds)
+        return seconds
 
     @property
     def multilingual(self) -> bool:

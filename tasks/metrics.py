@@ -44,6 +44,7 @@ class WorkerMetrics:
     batch_size: Any
     windows: Any
     model_load_seconds: Any
+    warm_up_seconds: Any
 
     @classmethod
     def create(cls) -> WorkerMetrics:
@@ -67,6 +68,11 @@ class WorkerMetrics:
             model_load_seconds=Gauge(
                 "streaming_whisper_worker_model_load_seconds",
                 "Seconds the process took to load its model",
+                multiprocess_mode="max",
+            ),
+            warm_up_seconds=Gauge(
+                "streaming_whisper_worker_warm_up_seconds",
+                "Seconds the process's first model call took, made before it reported ready",
                 multiprocess_mode="max",
             ),
         )

@@ -201,6 +201,7 @@ def register_tasks(app: Celery, settings: Settings) -> None:
     def _load_model(**_: Any) -> None:
         worker = resources.get()
         recorder().model_load_seconds.set(worker.transcriber.load_s)
+        recorder().warm_up_seconds.set(worker.transcriber.warm_up())
         start_heartbeat(worker.redis, worker.worker_id)
 
     @app.task(name=names.TRANSCRIBE_TASK)

@@ -123,3 +123,4 @@ def test_worker_metrics_after_a_meeting(service: Service, speech: Any) -> None:
     assert sample(text, "streaming_whisper_worker_window_seconds_count") == windows
     assert sample(text, "streaming_whisper_worker_window_seconds_sum") > 0
     assert sample(text, "streaming_whisper_worker_model_load_seconds") > 0
+    assert sample(text, "streaming_whisper_worker_warm_up_seconds") > 0  # a call before it was ready
