@@ -81,7 +81,8 @@ class PolicyConfig:
     """Audio before a cut that the next window hears again: Whisper skips words when a window starts
     abruptly mid-speech. Words it re-hears there are dropped by time and by text."""
     unheard_speech_s: float = 1.0
-    """Speech (by VAD) after a final window's last word that is transcribed again, not dropped."""
+    """Speech (by VAD) after a final window's last word, or before a window's first word, that is
+    transcribed again (without context and prompt), not committed over."""
     vad_frame_samples: int = 512
     min_probability: float = 0.7
     """Mean word probability a phrase needs before a sentence end may cut it early."""
@@ -577,14 +578,19 @@ class ParticipantPolicy:
             # Speech left after the cut is transcribed by the next final window: the utterance
             # goes on until then.
             return self._commit(words, until_sample=until, end_of_speech=until == plan.end)
-        # Heard again at once without context and prompt.
-        retry = stalled and bool(plan.context_samples or plan.prompt)
+        # Heard again at once without context and prompt. A window that skipped the speech before
+        # its first word (after "This" as context, Whisper went on with the next sentence) commits
+        # nothing, unless it is past `hard_window_s` (windows stay bounded): its words would commit
+        # over that speech.
+        skipped = self._skipped_start(words)
+        retry = (stalled or skipped) and bool(plan.context_samples or plan.prompt)
         self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
         heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]
-        cut = self._choose_cut(words, stable, heard, plan)
+        bounded = (plan.end - plan.start) / self._rate >= self.config.hard_window_s
+        cut = None if retry or (skipped and not bounded) else self._choose_cut(words, stable, heard, plan)
         # Context and prompt come back with the first final cut from a window that did not stall.
-        self._context_paused = stalled or (self._context_paused and cut is None)
+        self._context_paused = stalled or skipped or (self._context_paused and cut is None)
         if cut is None and retry:
             self._planned_until = self._window_start
         out: list[Transcript] = []
@@ -620,6 +626,13 @@ class ParticipantPolicy:
         if not words or self._speech_after(words, plan.end) < self.config.unheard_speech_s:
             return plan.end
         return min(plan.end, self._samples(words[-1].end) + self._samples(self.config.final_tail_s))
+
+    def _skipped_start(self, words: Sequence[Word]) -> bool:
+        """Whether the VAD heard `unheard_speech_s` of pending speech before the first word."""
+        if not words:
+            return False
+        before = self._speech_starts(self._pending_start(), self._samples(words[0].start))
+        return self._speech_seconds_in(before) >= self.config.unheard_speech_s
 
     def _speech_after(self, words: Sequence[Word], end: int) -> float:
         """Seconds of pending speech (by the VAD) after the last of `words` and before `end`: all
