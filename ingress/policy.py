@@ -588,7 +588,7 @@ class ParticipantPolicy:
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
         heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]
         bounded = (plan.end - plan.start) / self._rate >= self.config.hard_window_s
-        cut = None if retry or (skipped and not bounded) else self._choose_cut(words, stable, heard, plan)
+        cut = None if skipped and not bounded else self._choose_cut(words, stable, heard, plan)
         # Context and prompt come back with the first final cut from a window that did not stall.
         self._context_paused = stalled or skipped or (self._context_paused and cut is None)
         if cut is None and retry:
