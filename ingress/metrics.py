@@ -14,7 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 PREFIX = "streaming_whisper"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-ROUND_TRIP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0)
+ROUND_TRIP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0, 15.0, 30.0, 60.0)
 """Dispatch → result: a window's whole trip (queue wait included); 60 s is the default timeout."""
 COMPUTE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 """Model seconds per window as the worker reports them."""

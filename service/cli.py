@@ -10,10 +10,14 @@ import sys
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from service.children import exit_with_parent
 from service.logs import configure_logging
 from service.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +41,6 @@ def run_ingress(settings: Settings) -> None:
 
 def run_worker(settings: Settings) -> None:
     from models.transcriber import pick_device
-    from service import names
     from service.settings import Device
     from tasks.celery_app import create_celery_app
     from tasks.metrics import serve_worker_metrics
@@ -52,6 +55,13 @@ def run_worker(settings: Settings) -> None:
         serve_worker_metrics(settings.worker_metrics_port, settings.host)
     app = create_celery_app(settings)
     register_tasks(app, settings)
+    start_celery_worker(app, settings)
+
+
+def start_celery_worker(app: Celery, settings: Settings) -> None:
+    """Run the worker (its prefork pool, the transcribe queue) until it is stopped."""
+    from service import names
+
     app.worker_main(
         [
             "worker",

@@ -117,9 +117,16 @@ class EmbeddedRedis:
 
 class LocalStack:
     def __init__(
-        self, settings: Settings, log_dir: Path | None = None, extra_env: dict[str, str] | None = None
+        self,
+        settings: Settings,
+        log_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        worker_module: str = "service.cli",
     ):
+        """`worker_module`: what `python -m` runs (with the argument `worker`) as a worker; the
+        pipeline benchmark passes its own, whose model call is a fixed-cost stand-in."""
         self.settings = settings
+        self._worker_module = worker_module
         self._log_dir = log_dir
         self._extra_env = extra_env or {}
         self._redis: EmbeddedRedis | None = None
@@ -215,7 +222,7 @@ class LocalStack:
         return env
 
     def start_worker(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        return self._spawn(name, command="worker", env=env)
+        return self._spawn(name, command="worker", env=env, module=self._worker_module)
 
     def start_ingress(self, name: str, port: int, env: dict[str, str]) -> str:
         """Another ingress replica on `port` with its own settings; returns its base URL when it answers."""
@@ -225,7 +232,11 @@ class LocalStack:
         return url
 
     def _spawn(
-        self, name: str, command: str | None = None, env: dict[str, str] | None = None
+        self,
+        name: str,
+        command: str | None = None,
+        env: dict[str, str] | None = None,
+        module: str = "service.cli",
     ) -> subprocess.Popen[bytes]:
         output: IO[bytes] | None = None
         if self._log_dir is not None:
@@ -233,7 +244,7 @@ class LocalStack:
             output = open(self._log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
             self._logs.append(output)
         process = spawn_child(
-            [sys.executable, "-m", "service.cli", command or name],
+            [sys.executable, "-m", module, command or name],
             env={**self.environment(), **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT if output else None,

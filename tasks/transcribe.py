@@ -12,8 +12,9 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from celery import Celery, signals
@@ -28,9 +29,26 @@ from tasks.metrics import WorkerMetrics
 logger = logging.getLogger(__name__)
 
 
+class WindowTranscriber(Protocol):
+    """What a worker process needs of its model: `models.transcriber.Transcriber`, or the fixed-cost
+    stand-in of the pipeline benchmark (`bench/standin.py`), which only that benchmark's own worker
+    entry point passes in."""
+
+    load_s: float
+
+    def check_language(self, language: str) -> None: ...
+
+    def transcribe_batch(self, windows: Sequence[Window]) -> list[Transcription]: ...
+
+    def warm_up(self) -> float: ...
+
+
+LoadTranscriber = Callable[[Settings], WindowTranscriber]
+
+
 @dataclass
 class WorkerResources:
-    transcriber: Transcriber
+    transcriber: WindowTranscriber
     redis: redis.Redis
     worker_id: str
     """This process's name in its heartbeat key and in the claims on the windows it transcribes."""
@@ -40,9 +58,10 @@ class WorkerResources:
 class _ProcessResources:
     """Built on first use in each worker process (prefork children build it at start-up)."""
 
-    def __init__(self, app: Celery, settings: Settings) -> None:
+    def __init__(self, app: Celery, settings: Settings, load_transcriber: LoadTranscriber) -> None:
         self._app = app
         self._settings = settings
+        self._load_transcriber = load_transcriber
         self._resources: WorkerResources | None = None
         self._pid = 0
 
@@ -50,7 +69,7 @@ class _ProcessResources:
         if self._resources is None or self._pid != os.getpid():
             self._pid = os.getpid()
             self._resources = WorkerResources(
-                transcriber=Transcriber.from_settings(self._settings),
+                transcriber=self._load_transcriber(self._settings),
                 redis=redis.Redis.from_url(self._settings.broker_url),
                 worker_id=f"{socket.gethostname()}:{self._pid}",
                 inbox=Inbox(self._app),
@@ -92,9 +111,14 @@ def claim(client: redis.Redis, request_ids: list[str], worker_id: str) -> None:
         pipe.execute()
 
 
-def publish_results(client: redis.Redis, answers: list[tuple[WindowRequest, WindowResult]]) -> None:
-    """Each result to its own ingress's reply stream, in one round trip."""
+def publish_results(
+    client: redis.Redis, answers: list[tuple[WindowRequest, WindowResult]], batch: bool = False
+) -> None:
+    """Each result to its own ingress's reply stream, in one round trip; `batch`: they came from
+    one pass through the model (counted, for the windows per model call)."""
     with client.pipeline(transaction=False) as pipe:
+        if batch:
+            pipe.incr(names.BATCHES_TRANSCRIBED)
         for request, result in answers:
             pipe.delete(names.claim_key(result.request_id))
             pipe.xadd(
@@ -156,7 +180,9 @@ def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest
     return [answers[index] for index in range(len(requests))]
 
 
-def transcribe_windows(transcriber: Transcriber, windows: list[Window]) -> list[Transcription | Exception]:
+def transcribe_windows(
+    transcriber: WindowTranscriber, windows: list[Window]
+) -> list[Transcription | Exception]:
     """The windows in one batch; if the batch fails, each on its own, so only a bad one fails."""
     if not windows:
         return []
@@ -187,8 +213,10 @@ def record(metrics: WorkerMetrics, results: list[WindowResult]) -> None:
             metrics.window_seconds.observe(result.compute_s)
 
 
-def register_tasks(app: Celery, settings: Settings) -> None:
-    resources = _ProcessResources(app, settings)
+def register_tasks(
+    app: Celery, settings: Settings, load_transcriber: LoadTranscriber = Transcriber.from_settings
+) -> None:
+    resources = _ProcessResources(app, settings, load_transcriber)
 
     metrics: list[WorkerMetrics] = []  # one per process, made after the fork (see tasks/metrics.py)
 
@@ -215,7 +243,8 @@ def register_tasks(app: Celery, settings: Settings) -> None:
         try:
             claim(worker.redis, [r.request_id for r in requests], worker.worker_id)
             answers = transcribe_requests(worker, requests)
-            publish_results(worker.redis, [(r, a.result) for r, a in zip(requests, answers, strict=True)])
+            results = [(r, a.result) for r, a in zip(requests, answers, strict=True)]
+            publish_results(worker.redis, results, batch=True)
             record(recorder(), [answer.result for answer in answers])
         except Exception as error:
             # Redis failed under the batch: tell every waiting participant, then let Celery see it.

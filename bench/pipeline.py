@@ -1,0 +1,332 @@
+"""`make bench-pipeline`: how many windows a second one ingress process and one worker process
+carry when the model costs what it would on a GPU. A CPU predictor of the GPU pool's ceiling.
+
+    python -m bench.pipeline [--talkers 8,16,32,64] [--call-ms 0,5] [--seconds 20] [--speed 1]
+                             [--batch-size 32] [--quick] [--corpus DIR] [--out DIR]
+
+For each model cost (`--call-ms`: the time of one model call, one window or a batch; 0, and 5 ms
+as a GPU takes for tiny.en) it starts the service with the benchmark's own worker, whose model
+call is the fixed-cost stand-in (`bench/standin.py`: it sleeps that long and answers with the
+words the real model hears offline in that audio, so the policy commits and cuts as it would),
+and streams N talkers (meetings of one, each saying the corpus clips rotated, `--speed` times
+real time). Per N: windows a second, windows per model call (batch fill), the dispatch-to-result
+time of a window (p50 / p90, from the ingress's histogram), the worker's CPU per window (all of it
+outside the model call, since the stand-in sleeps; its own look-up costs ~0.4 ms of it), and the
+ingress's CPU per second of talker audio (VAD, protocol, policy, Redis, JSON).
+
+It prints `pipeline ceiling: X windows/s` per model cost: the most windows a second of a step
+whose p90 dispatch-to-result stayed within 1 s. The client streams from this process, so on two
+cores the client, Redis, the ingress and the worker share them. Results land in
+bench/results/<timestamp>-pipeline/ (results.md, results.json, logs/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import time
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.capacity import transcribe_clips
+from bench.capacity_report import LANGUAGE
+from bench.capacity_tracks import MAX_CLIP_S, Clip, corpus_clips, pick, talker_tracks
+from bench.corpus import default_corpus_dir, load_corpus
+from bench.pipeline_worker import CALL_MS_VARIABLE, STANDIN_FILE_VARIABLE
+from bench.run import RESULTS_DIR, positive_counts
+from bench.standin import StandinClip, write_standin_file
+from demos.client import meeting_url, stream_meeting
+from service import names
+from service.contracts import WordTiming
+from service.launcher import LocalStack, free_port
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ROUND_TRIP_METRIC = "streaming_whisper_window_round_trip_seconds"
+CEILING_P90_S = 1.0
+"""A step counts towards the ceiling while 90% of its windows come back within this."""
+OFFLINE_PROBABILITY = 0.9
+"""The stand-in's words are sure ones (the offline pass gives no probabilities here)."""
+QUICK = {"talkers": [2], "call_ms": [5.0], "seconds": 8.0}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the service had done at one moment: its counters and its processes' CPU seconds."""
+
+    windows: int
+    batches: int
+    ingress_cpu_s: float
+    worker_cpu_s: float
+    round_trips: dict[float, float]
+    """Cumulative histogram: upper bound in seconds -> windows that came back within it."""
+
+
+@dataclass(frozen=True)
+class PipelineStep:
+    call_ms: float
+    talkers: int
+    seconds: float
+    """Wall time the talkers streamed."""
+    audio_s: float
+    """Seconds of audio the talkers sent together."""
+    windows: int
+    batches: int
+    round_trip_p50_s: float
+    round_trip_p90_s: float
+    ingress_cpu_s: float
+    worker_cpu_s: float
+    errors: int
+
+    @property
+    def windows_per_s(self) -> float:
+        return self.windows / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def batch_fill(self) -> float:
+        return self.windows / self.batches if self.batches else 0.0
+
+    @property
+    def worker_cpu_ms_per_window(self) -> float:
+        return 1000 * self.worker_cpu_s / self.windows if self.windows else math.nan
+
+    @property
+    def ingress_cpu_ms_per_talker_s(self) -> float:
+        return 1000 * self.ingress_cpu_s / self.audio_s if self.audio_s else math.nan
+
+
+def quantile_from_buckets(buckets: dict[float, float], q: float) -> float:
+    """The q-quantile of a cumulative histogram, linear within the bucket it falls in (inf past
+    the last finite bound, nan when it is empty)."""
+    bounds = sorted(buckets)
+    total = buckets[bounds[-1]] if bounds else 0.0
+    if total <= 0:
+        return math.nan
+    wanted = q * total
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        count = buckets[bound]
+        if count >= wanted:
+            if math.isinf(bound):
+                return math.inf
+            share = (wanted - lower_count) / (count - lower_count) if count > lower_count else 1.0
+            return lower_bound + share * (bound - lower_bound)
+        lower_bound, lower_count = bound, count
+    return math.inf
+
+
+def ceiling(steps: Sequence[PipelineStep]) -> float:
+    """The most windows a second among steps whose p90 stayed within `CEILING_P90_S` (0 if none)."""
+    held = [s.windows_per_s for s in steps if s.round_trip_p90_s <= CEILING_P90_S and not s.errors]
+    return max(held, default=0.0)
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def read_round_trips(base_url: str) -> dict[float, float]:
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == ROUND_TRIP_METRIC + "_bucket":
+                buckets[float(sample.labels["le"])] = float(sample.value)
+    return buckets
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of a process and its children (a Celery worker runs its pool in children)."""
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def read_usage(stack: LocalStack, counters: redis.Redis) -> Usage:
+    windows, batches = counters.mget(names.WINDOWS_TRANSCRIBED, names.BATCHES_TRANSCRIBED)
+    return Usage(
+        windows=int(windows or 0),
+        batches=int(batches or 0),
+        ingress_cpu_s=cpu_seconds(psutil.Process(stack.process("ingress").pid)),
+        worker_cpu_s=cpu_seconds(psutil.Process(stack.process("worker").pid)),
+        round_trips=read_round_trips(stack.base_http_url),
+    )
+
+
+async def stream_talkers(url: str, tracks: list[tuple[str, bytes]], speed: float) -> int:
+    """Every talker at once, started a fraction of a chunk apart; returns the error messages."""
+
+    async def one(index: int, track: tuple[str, bytes]) -> int:
+        await asyncio.sleep(index / len(tracks))
+        result = await stream_meeting(
+            meeting_url(url, f"pipeline-{uuid.uuid4().hex[:12]}"), [track], lang=LANGUAGE, speed=speed
+        )
+        return len(result.errors()) + (not result.closed_normally)
+
+    return sum(await asyncio.gather(*(one(index, track) for index, track in enumerate(tracks))))
+
+
+def run_step(
+    stack: LocalStack, counters: redis.Redis, call_ms: float, tracks: list[tuple[str, bytes]], speed: float
+) -> PipelineStep:
+    url = f"ws://{stack.settings.host}:{stack.settings.port}"
+    before = read_usage(stack, counters)
+    started = time.monotonic()
+    errors = asyncio.run(stream_talkers(url, tracks, speed))
+    seconds = time.monotonic() - started
+    after = read_usage(stack, counters)
+    trips = {bound: count - before.round_trips.get(bound, 0.0) for bound, count in after.round_trips.items()}
+    return PipelineStep(
+        call_ms=call_ms,
+        talkers=len(tracks),
+        seconds=seconds,
+        audio_s=sum(len(pcm) for _, pcm in tracks) / 32000,
+        windows=after.windows - before.windows,
+        batches=after.batches - before.batches,
+        round_trip_p50_s=quantile_from_buckets(trips, 0.5),
+        round_trip_p90_s=quantile_from_buckets(trips, 0.9),
+        ingress_cpu_s=after.ingress_cpu_s - before.ingress_cpu_s,
+        worker_cpu_s=after.worker_cpu_s - before.worker_cpu_s,
+        errors=errors,
+    )
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def milliseconds(text: str) -> list[float]:
+    values = [float(value) for value in text.split(",") if value.strip()]
+    if not values or any(value < 0 for value in values):
+        raise argparse.ArgumentTypeError("give one or more costs in ms >= 0, comma separated")
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--talkers", type=positive_counts, help="N of each step (default 8,16,32,64)")
+    parser.add_argument("--call-ms", type=milliseconds, help="model call costs in ms (default 0,5)")
+    parser.add_argument("--seconds", type=float, help="audio each talker sends (default 20)")
+    parser.add_argument("--speed", type=float, default=1.0, help="times real time each talker streams")
+    parser.add_argument("--batch-size", type=int, default=32, help="WHISPER_BATCH_SIZE of the worker")
+    parser.add_argument("--quick", action="store_true", help="one small step: a smoke run")
+    parser.add_argument("--corpus", type=Path, default=default_corpus_dir(), help="folder with manifest.json")
+    parser.add_argument("--out", type=Path, help="default bench/results/<timestamp>-pipeline")
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else {"talkers": [8, 16, 32, 64], "call_ms": [0.0, 5.0], "seconds": 20.0}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def standin_clips(clips: Sequence[Clip]) -> dict[str, StandinClip]:
+    """Each clip with the words the real model hears in it offline."""
+    offline = transcribe_clips(clips, Settings())
+    return {
+        clip.name: StandinClip(
+            clip.pcm,
+            [
+                WordTiming(text=w.text, start=w.start, end=w.end, probability=OFFLINE_PROBABILITY)
+                for w in offline[clip.name].words
+            ],
+        )
+        for clip in clips
+    }
+
+
+def run(args: argparse.Namespace, folder: Path) -> tuple[str, list[PipelineStep]]:
+    clips = pick(corpus_clips(load_corpus(args.corpus), LANGUAGE, MAX_CLIP_S), args.seconds)
+    standin_file = write_standin_file(folder / "standin", standin_clips(clips))
+    steps: list[PipelineStep] = []
+    for call_ms in args.call_ms:
+        settings = Settings(port=free_port(), bypass_authorization=True, redis_url=None, redis_host=None)
+        env = {
+            "BYPASS_AUTHORIZATION": "1",
+            "WHISPER_BATCH_SIZE": str(args.batch_size),
+            "SATURATION_ROUND_TRIP_S": "0",  # measure past saturation instead of refusing talkers
+            "WHISPER_MAX_CONNECTIONS": "100000",
+            CALL_MS_VARIABLE: str(call_ms),
+            STANDIN_FILE_VARIABLE: str(standin_file),
+        }
+        logs = folder / "logs" / f"call-{call_ms:g}ms"
+        with (
+            LocalStack(settings, log_dir=logs, extra_env=env, worker_module="bench.pipeline_worker") as stack,
+            redis.Redis.from_url(stack.redis_url) as counters,
+        ):
+            for talkers in args.talkers:
+                tracks = [(t.participant, t.pcm()) for t in talker_tracks(clips, talkers)]
+                step = run_step(stack, counters, call_ms, tracks, args.speed)
+                steps.append(step)
+                logger.info("%s", describe(step))
+    markdown = report(args, steps)
+    (folder / "results.md").write_text(markdown + "\n", encoding="utf-8")
+    results = [{**asdict(s), "windows_per_s": s.windows_per_s, "batch_fill": s.batch_fill} for s in steps]
+    (folder / "results.json").write_text(json.dumps({"steps": results}, indent=2), encoding="utf-8")
+    return markdown, steps
+
+
+def describe(step: PipelineStep) -> str:
+    return (
+        f"{step.call_ms:g} ms a call, {step.talkers} talkers: {step.windows_per_s:.1f} windows/s, "
+        f"{step.batch_fill:.1f} windows a call, round trip p50 {step.round_trip_p50_s:.2f} s / p90 "
+        f"{step.round_trip_p90_s:.2f} s, worker CPU {step.worker_cpu_ms_per_window:.2f} ms a window, "
+        f"ingress CPU {step.ingress_cpu_ms_per_talker_s:.2f} ms a talker-second, {step.errors} error(s)"
+    )
+
+
+def report(args: argparse.Namespace, steps: Sequence[PipelineStep]) -> str:
+    lines = [
+        f"# Pipeline benchmark {datetime.now().isoformat(timespec='seconds')}",
+        "",
+        f"One ingress process, one worker process (batch size {args.batch_size}), embedded Redis; "
+        f"talkers stream {args.seconds:g} s of audio each at {args.speed:g}x real time; the model call "
+        "is the fixed-cost stand-in.",
+        "",
+        "| model call | talkers | windows/s | windows a call | round trip p50 / p90 s "
+        "| worker CPU ms a window | ingress CPU ms a talker-second | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for step in steps:
+        lines.append(
+            f"| {step.call_ms:g} ms | {step.talkers} | {step.windows_per_s:.1f} | {step.batch_fill:.1f} "
+            f"| {step.round_trip_p50_s:.2f} / {step.round_trip_p90_s:.2f} "
+            f"| {step.worker_cpu_ms_per_window:.2f} "
+            f"| {step.ingress_cpu_ms_per_talker_s:.2f} | {step.errors} |"
+        )
+    lines.append("")
+    for call_ms in args.call_ms:
+        best = ceiling([step for step in steps if step.call_ms == call_ms])
+        lines.append(f"pipeline ceiling: {best:.0f} windows/s (model call {call_ms:g} ms, p90 ≤ 1 s)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parse_args(argv)
+    folder = args.out or RESULTS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}-pipeline"
+    folder.mkdir(parents=True, exist_ok=True)
+    markdown, _ = run(args, folder)
+    print(markdown)
+    logger.info("results in %s", folder)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
