@@ -862,24 +862,18 @@ class ParticipantPolicy:
     def _pause_between(self, last: Word, following: Word | None) -> float:
         """Silence between two words: the gap between their times, or the longest run of frames
         the VAD scored as non-speech between their middles (Whisper often stretches a word over
-        the pause after it). With no word heard after `last` yet: the silence scored after it so
-        far, up to the speech that follows (heard by the VAD, not yet by Whisper)."""
+        the pause after it). No word heard after `last` yet (a final window's last word): 0, as
+        the end of speech sends the utterance anyway."""
+        if following is None:
+            return 0.0
+        gap = max(0.0, following.start - last.end)
         frame = self.config.vad_frame_samples
         first = max(self._samples((last.start + last.end) / 2) // frame, self._first_frame)
         scored_until = self._first_frame + len(self._frame_probs)
-        if following is None:
-            gap = 0.0
-            stop = scored_until
-            resumed = self._samples(last.end) // frame  # speech from here on is the next word's
-        else:
-            gap = max(0.0, following.start - last.end)
-            stop = min(self._samples((following.start + following.end) / 2) // frame + 1, scored_until)
-            resumed = stop
+        stop = min(self._samples((following.start + following.end) / 2) // frame + 1, scored_until)
         run = longest = 0
         for index in range(first, stop):
             quiet = self._frame_probs[index - self._first_frame] < self.config.speech_threshold
-            if not quiet and index >= resumed:
-                break
             run = run + 1 if quiet else 0
             longest = max(longest, run)
         return max(gap, longest * frame / self._rate)
@@ -894,13 +888,13 @@ class ParticipantPolicy:
         return pause_after >= self.config.end_of_speech_s and normalize_word(text) not in FUNCTION_WORDS
 
     def _send_ended_utterances(self) -> list[Transcript]:
+        """The finals of every utterance the open pieces end (a piece ends where an utterance may)."""
         out: list[Transcript] = []
-        while ends := [
-            n + 1
-            for n, piece in enumerate(self._open)
-            if self._ends_utterance(piece.words[-1], piece.pause_after)
-        ]:
-            out += self._send_utterance(ends[0])
+        sent = 0
+        for count, piece in enumerate(list(self._open), start=1):
+            if self._ends_utterance(piece.words[-1], piece.pause_after):
+                out += self._send_utterance(count - sent)
+                sent = count
         return out
 
     def _open_seconds(self) -> float:

@@ -681,7 +681,7 @@ def test_past_max_window_a_final_is_cut_at_the_widest_gap_among_stable_words() -
     assert [t.text for t in rest if t.kind == "final"] == [during[-1].text + " hard"]
 
 
-@pytest.mark.parametrize("model_kind", ["hears nothing", "never agrees"])
+@pytest.mark.parametrize("model_kind", ["hears nothing", "never agrees", "skips the first 2 s"])
 def test_windows_stay_bounded_however_the_model_behaves(model_kind: str) -> None:
     calls = itertools.count()
     rng = random.Random(5)
@@ -689,6 +689,18 @@ def test_windows_stay_bounded_however_the_model_behaves(model_kind: str) -> None
     def model(plan: WindowPlan) -> list[WordTiming]:
         if model_kind == "hears nothing":
             return []
+        if model_kind == "skips the first 2 s":  # of the window's new audio, every time, agreeing
+            clock = window_clock(plan)
+            starts = np.arange(plan.start / SAMPLE_RATE + 2.0, plan.end / SAMPLE_RATE - 0.5, 0.5)
+            return [
+                WordTiming(
+                    text=f" w{round(start * 2)}",
+                    start=start - clock,
+                    end=start - clock + 0.3,
+                    probability=0.9,
+                )
+                for start in starts.tolist()
+            ]
         n = next(calls)  # every hypothesis different from the last: nothing ever agrees
         starts = np.arange(0.0, (plan.end - plan.start) / SAMPLE_RATE - 0.5, 0.5)
         return [
