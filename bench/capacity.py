@@ -285,7 +285,7 @@ def run_step(
 
 
 async def stream_meetings(
-    endpoint: Endpoint, meetings: list[list[tuple[str, bytes]]], limit_s: float
+    endpoint: Endpoint, meetings: list[list[tuple[str, bytes]]], limit_s: float, speed: float = 1.0
 ) -> list[MeetingResult | Failure]:
     # Meetings start a fraction of a chunk apart, as real ones would, rather than in lockstep.
     stagger_s = CHUNK_S / len(meetings)
@@ -295,7 +295,7 @@ async def stream_meetings(
         url = meeting_url(endpoint.url, f"capacity-{uuid.uuid4().hex[:12]}")
         try:
             async with asyncio.timeout(limit_s):
-                return await stream_meeting(url, tracks, lang=LANGUAGE, token=endpoint.token)
+                return await stream_meeting(url, tracks, lang=LANGUAGE, token=endpoint.token, speed=speed)
         except TimeoutError:
             return Failure(refused=False, reason=f"timed out after {limit_s:.0f} s")
         except (OSError, InvalidHandshake) as error:

@@ -11,7 +11,7 @@ words the real model hears offline in that audio, so the policy commits and cuts
 and streams N talkers (meetings of one, each saying the corpus clips rotated, `--speed` times
 real time). Per N: windows a second, windows per model call (batch fill), the dispatch-to-result
 time of a window (p50 / p90, from the ingress's histogram), the worker's CPU per window (all of it
-outside the model call, since the stand-in sleeps; its own look-up costs ~0.4 ms of it), and the
+outside the model call, since the stand-in sleeps; its own look-up is counted in it), and the
 ingress's CPU per second of talker audio (VAD, protocol, policy, Redis, JSON).
 
 It prints `pipeline ceiling: X windows/s` per model cost: the most windows a second of a step
@@ -29,7 +29,6 @@ import logging
 import math
 import time
 import urllib.request
-import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -39,15 +38,16 @@ import psutil
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.capacity import transcribe_clips
+from bench.capacity import Failure, stream_meetings, transcribe_clips
 from bench.capacity_report import LANGUAGE
 from bench.capacity_tracks import MAX_CLIP_S, Clip, corpus_clips, pick, talker_tracks
 from bench.corpus import default_corpus_dir, load_corpus
 from bench.pipeline_worker import CALL_MS_VARIABLE, STANDIN_FILE_VARIABLE
-from bench.run import RESULTS_DIR, positive_counts
+from bench.run import RESULTS_DIR, STREAM_MARGIN_S, Endpoint, positive_counts
 from bench.standin import StandinClip, write_standin_file
-from demos.client import meeting_url, stream_meeting
+from demos.client import MeetingResult
 from service import names
+from service.audio import BYTES_PER_SECOND
 from service.contracts import WordTiming
 from service.launcher import LocalStack, free_port
 from service.settings import Settings
@@ -170,26 +170,21 @@ def read_usage(stack: LocalStack, counters: redis.Redis) -> Usage:
     )
 
 
-async def stream_talkers(url: str, tracks: list[tuple[str, bytes]], speed: float) -> int:
-    """Every talker at once, started a fraction of a chunk apart; returns the error messages."""
-
-    async def one(index: int, track: tuple[str, bytes]) -> int:
-        await asyncio.sleep(index / len(tracks))
-        result = await stream_meeting(
-            meeting_url(url, f"pipeline-{uuid.uuid4().hex[:12]}"), [track], lang=LANGUAGE, speed=speed
-        )
-        return len(result.errors()) + (not result.closed_normally)
-
-    return sum(await asyncio.gather(*(one(index, track) for index, track in enumerate(tracks))))
+def errors_of(outcome: MeetingResult | Failure) -> int:
+    """Error messages of a meeting, and one more if it did not close normally (or never ran)."""
+    if isinstance(outcome, Failure):
+        return 1
+    return len(outcome.errors()) + (not outcome.closed_normally)
 
 
 def run_step(
     stack: LocalStack, counters: redis.Redis, call_ms: float, tracks: list[tuple[str, bytes]], speed: float
 ) -> PipelineStep:
-    url = f"ws://{stack.settings.host}:{stack.settings.port}"
+    endpoint = Endpoint(f"ws://{stack.settings.host}:{stack.settings.port}", stack.redis_url)
+    limit_s = max(len(pcm) for _, pcm in tracks) / BYTES_PER_SECOND / speed + STREAM_MARGIN_S
     before = read_usage(stack, counters)
     started = time.monotonic()
-    errors = asyncio.run(stream_talkers(url, tracks, speed))
+    outcomes = asyncio.run(stream_meetings(endpoint, [[track] for track in tracks], limit_s, speed))
     seconds = time.monotonic() - started
     after = read_usage(stack, counters)
     trips = {bound: count - before.round_trips.get(bound, 0.0) for bound, count in after.round_trips.items()}
@@ -197,14 +192,14 @@ def run_step(
         call_ms=call_ms,
         talkers=len(tracks),
         seconds=seconds,
-        audio_s=sum(len(pcm) for _, pcm in tracks) / 32000,
+        audio_s=sum(len(pcm) for _, pcm in tracks) / BYTES_PER_SECOND,
         windows=after.windows - before.windows,
         batches=after.batches - before.batches,
         round_trip_p50_s=quantile_from_buckets(trips, 0.5),
         round_trip_p90_s=quantile_from_buckets(trips, 0.9),
         ingress_cpu_s=after.ingress_cpu_s - before.ingress_cpu_s,
         worker_cpu_s=after.worker_cpu_s - before.worker_cpu_s,
-        errors=errors,
+        errors=sum(errors_of(outcome) for outcome in outcomes),
     )
 
 

@@ -29,7 +29,8 @@ COMPUTE_SECONDS = f"{PREFIX}:stats:compute-seconds"
 """Model seconds spent by all workers since Redis started (benchmarks read it before and after)."""
 WINDOWS_TRANSCRIBED = f"{PREFIX}:stats:windows"
 BATCHES_TRANSCRIBED = f"{PREFIX}:stats:batches"
-"""Passes through the model (of one window or several together): windows per pass is the batch fill."""
+"""Batches the workers took (a task and the windows waiting beside it, transcribed together):
+windows per batch is the batch fill."""
 
 WORKER_HEARTBEAT_TTL_S = 15
 WORKER_HEARTBEAT_EVERY_S = 5

@@ -114,8 +114,8 @@ def claim(client: redis.Redis, request_ids: list[str], worker_id: str) -> None:
 def publish_results(
     client: redis.Redis, answers: list[tuple[WindowRequest, WindowResult]], batch: bool = False
 ) -> None:
-    """Each result to its own ingress's reply stream, in one round trip; `batch`: they came from
-    one pass through the model (counted, for the windows per model call)."""
+    """Each result to its own ingress's reply stream, in one round trip; `batch`: they are one
+    batch's (counted: windows per batch is the batch fill)."""
     with client.pipeline(transaction=False) as pipe:
         if batch:
             pipe.incr(names.BATCHES_TRANSCRIBED)
