@@ -37,11 +37,9 @@ def load_cuda_libraries(
     roots = [Path(root) for root in (sys.path if search_roots is None else search_roots)]
     loaded = []
     for name in CUBLAS_LIBRARIES:
-        candidates = [name, *(str(root / WHEEL_FOLDER / name) for root in roots)]
+        in_wheels = [root / WHEEL_FOLDER / name for root in roots]
         reasons = []
-        for candidate in candidates:
-            if candidate != name and not Path(candidate).is_file():
-                continue
+        for candidate in [name, *(str(path) for path in in_wheels if path.is_file())]:
             try:
                 load(candidate)
             except OSError as error:
