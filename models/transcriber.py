@@ -99,6 +99,18 @@ def prompt_groups(prompts: Sequence[Sequence[int]], sot: int, no_timestamps: int
     return list(groups.values())
 
 
+def previous_text(tokens: Sequence[int], length: int) -> list[int]:
+    """A window's previous text at one length for every window: its last `length` tokens, or none
+    when it has fewer. CTranslate2 decodes together only prompts whose <|startoftranscript|> sits
+    at the same place (OpenNMT/CTranslate2#1118), so with prompts as they are nearly every window
+    of a batch decoded alone; at one length they share a call (`prompt_groups`). Padding a short
+    text instead (with <|startofprev|> or spaces) made Whisper drop whole sentences. 0: the text
+    as it is."""
+    if length <= 0:
+        return list(tokens)
+    return list(tokens[-length:]) if len(tokens) >= length else []
+
+
 TIMESTAMP_STEP_S = 0.02
 LAST_TIMESTAMP_INDEX = 1500
 """Whisper's timestamp tokens run from <|0.00|> to <|30.00|> in steps of 0.02 s."""
@@ -195,6 +207,7 @@ class Transcriber:
         beam_size: int = 1,
         cpu_threads: int = 0,
         parallel_calls: int = 1,
+        prompt_tokens: int = 0,
         name: str | None = None,
     ) -> None:
         from faster_whisper import WhisperModel
@@ -216,6 +229,7 @@ class Transcriber:
         self._calls = ThreadPoolExecutor(parallel_calls, "model-call") if parallel_calls > 1 else None
         """Threads that submit the parts of a batch to the replicas (CTranslate2 frees the GIL)."""
         self._beam_size = beam_size
+        self._prompt_tokens = prompt_tokens
         self._tokenizers: dict[str, Any] = {}
         self._encoder_frames: int | None = None
         """Set while a window is transcribed: faster-whisper pads every input to 30 s, and this
@@ -245,6 +259,7 @@ class Transcriber:
             beam_size=settings.beam_size,
             cpu_threads=settings.whisper_cpu_threads,
             parallel_calls=settings.parallel_model_calls(device),
+            prompt_tokens=settings.whisper_prompt_tokens,
             name=settings.whisper_model_name,
         )
 
@@ -437,9 +452,14 @@ class Transcriber:
         prompt += [start_timestamp(tokenizer.timestamp_begin, window.prefix_tail_s), *tail]
         return _DecoderStart(prompt, head, len(head) + len(tail), window.prefix_tail_s)
 
-    def _prompt(self, tokenizer: Any, text: str, without_timestamps: bool = True) -> list[int]:
-        """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt`."""
-        previous = tokenizer.encode(" " + text.strip()) if text else []
+    def _prompt(
+        self, tokenizer: Any, text: str, without_timestamps: bool = True, fixed_length: bool = True
+    ) -> list[int]:
+        """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt`, its
+        previous text at `prompt_tokens` tokens (`previous_text`)."""
+        previous = tokenizer.encode(" " + text.strip()) if text.strip() else []
+        if fixed_length:
+            previous = previous_text(previous, self._prompt_tokens)
         return list(self._model.get_prompt(tokenizer, previous, without_timestamps=without_timestamps))
 
     def _tokenizer(self, language: str) -> Any:
@@ -457,7 +477,9 @@ class Transcriber:
         """faster-whisper's `max_new_tokens` for the single path: it passes prompt + this as
         `max_length`, and we want the window's whole `token_budget` decodable."""
         tokenizer = self._tokenizer(language)
-        prompt_length = len(self._prompt(tokenizer, prompt, without_timestamps=not whole_recording))
+        prompt_length = len(
+            self._prompt(tokenizer, prompt, without_timestamps=not whole_recording, fixed_length=False)
+        )
         return decoder_max_length(prompt_length, token_budget(seconds)) - prompt_length
 
     def _generate(

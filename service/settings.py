@@ -73,9 +73,17 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
     """A worker serves Prometheus metrics (window time, batch size, model load time) on this port
     of HOST; 0: none."""
-    whisper_batch_size: int = Field(default=4, ge=1, le=32)
+    whisper_batch_size: int = Field(default=4, ge=1, le=256)
     """Windows (of different participants) a worker process runs through the model together: its
-    task's own and those waiting beside it in the queue. 1 turns cross-stream batching off."""
+    task's own and every one waiting beside it in the queue, up to this many. 1 turns cross-stream
+    batching off. A GPU wants 32-128 (the model's time per window falls with the batch); on a CPU
+    the batch gains little and a window waits for the whole batch."""
+    whisper_prompt_tokens: int = Field(default=32, ge=0, le=200)
+    """Tokens of previous text (last finals, context words) in a window's decoder prompt: its last
+    this many, or none when it has fewer, so that a batch decodes in at most two calls a kind of
+    window instead of one per prompt length (`models.transcriber.previous_text`). The same word
+    errors as whole prompts on the dev tracks (`bench.simulate`, 176-177 against 175); 0: the
+    prompt as it is."""
 
     # --- streaming policy ---------------------------------------------------------------------
     whisper_return_transcribed_audio: bool = False

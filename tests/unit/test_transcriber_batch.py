@@ -12,6 +12,7 @@ from models.transcriber import (
     batch_frames,
     decoded_token_cap,
     parallel_parts,
+    previous_text,
     prompt_groups,
     start_timestamp,
     timed_words,
@@ -204,3 +205,23 @@ def test_a_segment_that_is_all_loop_of_stock_phrases_is_still_dropped() -> None:
     words = [WordTiming(text=" Thank you.", start=float(i), end=i + 0.5, probability=0.3) for i in range(6)]
     kept = _kept_words([(" Thank you." * 6, 0.7, -1.2, 4.0, words)], whole_recording=False)
     assert kept == []
+
+
+def test_previous_text_is_its_newest_tokens_at_one_length_or_none() -> None:
+    assert previous_text([1, 2, 3, 4, 5], 3) == [3, 4, 5]
+    assert previous_text([1, 2, 3], 3) == [1, 2, 3]
+    assert previous_text([4, 5], 3) == []  # never padded: Whisper dropped sentences after padding
+    assert previous_text([1, 2, 3], 0) == [1, 2, 3]  # 0: as it is
+
+
+def test_prompts_of_any_previous_text_fall_into_two_decoder_calls_at_most() -> None:
+    sot, no_timestamps, sot_prev = 100, 103, 99
+    task = [sot, 101, 102, no_timestamps]
+    texts = [[], [7], [7, 8, 9, 10, 11], [5, 6, 7], [1, 2, 3, 4, 5, 6]]
+
+    def prompts(length: int) -> list[list[int]]:
+        kept = [previous_text(text, length) for text in texts]
+        return [([sot_prev, *text] if text else []) + task for text in kept]
+
+    assert len(prompt_groups(prompts(0), sot, no_timestamps)) == 5  # as they are: each alone
+    assert prompt_groups(prompts(3), sot, no_timestamps) == [[0, 1], [2, 3, 4]]
