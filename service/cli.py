@@ -39,7 +39,22 @@ def run_ingress(settings: Settings) -> None:
     )
 
 
+NUMERIC_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+"""Read once, when OpenMP, OpenBLAS or MKL loads: the size of each library's own thread pool."""
+
+
+def pin_numeric_threads(environ: dict[str, str] | os._Environ[str], cpu_threads: int) -> None:
+    """Size numpy's and OpenMP's thread pools to the model's (WHISPER_CPU_THREADS, at least one)
+    before they load, unless the user set them: left alone, each library starts one thread per
+    core in every worker process (the feature extraction's matrix products in OpenBLAS), and
+    several processes on one machine oversubscribe it (load average 16-21 on 16 cores for four
+    processes on one GPU)."""
+    for name in NUMERIC_THREAD_VARIABLES:
+        environ.setdefault(name, str(max(cpu_threads, 1)))
+
+
 def run_worker(settings: Settings) -> None:
+    pin_numeric_threads(os.environ, settings.whisper_cpu_threads)
     from models.transcriber import pick_device
     from service.settings import Device
     from tasks.celery_app import create_celery_app
