@@ -1,16 +1,20 @@
 """Talking to the workers: send a window as a Celery task, get its result back from Redis.
 
-The window's PCM goes into a Redis key (binary, with a TTL) and the task carries only the key.
+The window's audio goes into Redis once per stretch of the stream, not once per window that
+hears it (`audio_ledger.py`: the task names pieces of stored keys), in the same round trip as a
+mark that this ingress awaits the window (`names.window_key`).
 Workers append results to this ingress process's reply stream; one reader task per process
 routes each result to the participant awaiting it. Nothing here blocks the event loop: Redis is
 `redis.asyncio`, and Celery's blocking publish runs in a thread.
 
-While it waits, the dispatcher watches its window (every `WATCH_EVERY_S`): a worker claims each
-window it starts (`names.claim_key`), so a window whose worker's heartbeat has expired (the whole
-worker died: a lost node, SIGKILL, OOM) is sent again, under the same request id, instead of after
-the broker's visibility timeout (`tasks/celery_app.py`); a window whose audio Redis no longer holds
-(Redis restarted, or failed over) can never be answered, and fails instead of waiting for the
-transcription timeout (the participant's audio is kept and sent again).
+One watcher task per process looks at every window in flight (every `WATCH_EVERY_S`, in one
+round trip for all of them, not one poll loop per window): a worker claims each window it starts
+(`names.claim_key`), so a window whose worker's heartbeat has expired (the whole worker died: a
+lost node, SIGKILL, OOM) is sent again, under the same request id, instead of after the broker's
+visibility timeout (`tasks/celery_app.py`); a window whose audio Redis no longer holds (Redis
+restarted, or failed over) can never be answered, and fails instead of waiting for the
+transcription timeout (the participant's audio is kept and sent again); when Redis does not answer
+the watcher, the windows it watched fail as unreachable, as their own commands would.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -29,9 +34,11 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ingress.audio_ledger import AudioPlan
 from ingress.load import LoadGauge
 from ingress.metrics import Metrics
 from service import names
+from service.audio import BYTES_PER_SECOND
 from service.contracts import WindowRequest, WindowResult
 from tasks.celery_app import FINAL_PRIORITY, INTERIM_PRIORITY
 
@@ -43,7 +50,8 @@ RECONNECT_DELAY_S = 0.5
 """The reply reader's first pause after Redis failed; it doubles up to `MAX_RECONNECT_DELAY_S`."""
 MAX_RECONNECT_DELAY_S = 2.0
 WATCH_EVERY_S = 2.0
-"""How often a window in flight is checked: its audio still in Redis, its worker still alive."""
+"""How often the windows in flight are checked (each once it has waited this long): its audio
+still in Redis, its worker still alive."""
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, BrokerError)
 """Redis (or the Celery publish to it) did not answer, retries included (`connect_redis`)."""
 
@@ -71,6 +79,17 @@ class TranscriptionError(Exception):
         self.message = message
 
 
+@dataclass
+class _InFlight:
+    """A window sent to the workers and not yet answered."""
+
+    request: WindowRequest
+    final: bool
+    future: asyncio.Future[WindowResult]
+    sent_s: float | None = None
+    """When its task was published (monotonic); the watcher looks at it from then on."""
+
+
 class Dispatcher:
     """One per ingress process; its random id keeps its replies apart from other replicas'."""
 
@@ -86,21 +105,24 @@ class Dispatcher:
         self._redis = redis_client
         self._celery = celery_app
         self._metrics = metrics
-        self._pending: dict[str, asyncio.Future[WindowResult]] = {}
+        self._pending: dict[str, _InFlight] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._cleanups: set[asyncio.Task[None]] = set()
         self.load = load or LoadGauge(limit_s=0.0)
         """Round trips of this process's windows: whether the worker pool keeps up."""
 
     async def start(self) -> None:
         self._reader = asyncio.create_task(self._read_replies(), name="reply-reader")
+        self._watcher = asyncio.create_task(self._watch(), name="window-watcher")
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.gather(self._reader, return_exceptions=True)
-        for future in self._pending.values():
-            future.cancel()
+        tasks = [task for task in (self._reader, self._watcher) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for window in self._pending.values():
+            window.future.cancel()
         await asyncio.gather(*self._cleanups, return_exceptions=True)
         try:
             await self._redis.delete(self.reply_stream)
@@ -114,7 +136,7 @@ class Dispatcher:
 
     async def transcribe(
         self,
-        pcm: bytes,
+        audio: AudioPlan,
         language: str,
         prompt: str,
         timeout_s: float,
@@ -123,11 +145,12 @@ class Dispatcher:
         prefix_tail: str = "",
         prefix_tail_s: float = 0.0,
     ) -> WindowResult:
-        """Send one window and wait for its result; raises TranscriptionError on any failure."""
+        """Store what the window's audio needs, send the window and wait for its result; raises
+        TranscriptionError on any failure (the participant's ledger then trusts nothing stored)."""
         request_id = uuid.uuid4().hex
         request = WindowRequest(
             request_id=request_id,
-            audio_key=names.audio_key(request_id),
+            audio=audio.pieces,
             reply_to=self.reply_stream,
             language=language,
             prompt=prompt,
@@ -135,16 +158,17 @@ class Dispatcher:
             prefix_tail=prefix_tail,
             prefix_tail_s=prefix_tail_s,
         )
-        future: asyncio.Future[WindowResult] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = future
+        window = _InFlight(request, final, asyncio.get_running_loop().create_future())
+        self._pending[request_id] = window
         self._metrics.windows_dispatched.labels(kind="final" if final else "interim").inc()
         started = time.monotonic()
         self.load.sent(request_id, started)
         try:
             async with asyncio.timeout(timeout_s):
-                await self._redis.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
+                await self._store(request, audio)
                 await asyncio.to_thread(self._send_task, request, final)
-                result = await self._await_result(request, future, final)
+                window.sent_s = time.monotonic()
+                result = await window.future
                 self.load.answered(request_id, time.monotonic())
         except TimeoutError:
             raise TranscriptionError("timeout", f"no worker answered within {timeout_s:.0f} s") from None
@@ -153,14 +177,30 @@ class Dispatcher:
         finally:
             self._pending.pop(request_id, None)
             self.load.dropped(request_id)  # a no-op once answered
-            # Whatever happened: a copy of the task still queued, or redelivered later, finds no
-            # audio and costs a worker nothing.
-            self._forget_audio(request.audio_key)
+            # Whatever happened: a copy of the task still queued, or redelivered later, finds
+            # nobody waiting and costs a worker nothing.
+            self.forget([names.window_key(request_id)])
         self._metrics.window_round_trip.observe(time.monotonic() - started)
         if result.error_code:
             raise TranscriptionError(result.error_code, result.error_message or result.error_code)
         self._metrics.model_compute.observe(result.compute_s)
         return result
+
+    async def _store(self, request: WindowRequest, audio: AudioPlan) -> None:
+        """One round trip: the audio the window is first to need, the time to live of what it
+        shares with earlier windows, the stretches no window needs any more, and the mark that
+        this ingress awaits the window."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            if audio.forgotten:
+                pipe.delete(*audio.forgotten)
+            for key, pcm in audio.uploads:
+                pipe.set(key, pcm, ex=names.AUDIO_TTL_S)
+            for key in audio.renewed:
+                pipe.expire(key, names.AUDIO_TTL_S)
+            pipe.set(names.window_key(request.request_id), 1, ex=names.AUDIO_TTL_S)
+            await pipe.execute()
+        self._metrics.audio_stored_seconds.inc(sum(len(pcm) for _, pcm in audio.uploads) / BYTES_PER_SECOND)
+        self._metrics.window_audio_seconds.inc(audio.bytes / BYTES_PER_SECOND)
 
     def _send_task(self, request: WindowRequest, final: bool) -> None:
         self._celery.send_task(
@@ -170,43 +210,72 @@ class Dispatcher:
             priority=FINAL_PRIORITY if final else INTERIM_PRIORITY,
         )
 
-    async def _await_result(
-        self, request: WindowRequest, future: asyncio.Future[WindowResult], final: bool
-    ) -> WindowResult:
-        """The window's result; meanwhile, re-send it if its worker died, give up if Redis lost it."""
+    async def _watch(self) -> None:
         while True:
-            done, _ = await asyncio.wait({future}, timeout=WATCH_EVERY_S)
-            if done:
-                return future.result()
-            claim = names.claim_key(request.request_id)
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.exists(request.audio_key)
-                pipe.get(claim)
-                audio_kept, worker = await pipe.execute()
-            if future.done():
+            await asyncio.sleep(WATCH_EVERY_S)
+            watched = [
+                window
+                for window in self._pending.values()
+                if window.sent_s is not None and time.monotonic() - window.sent_s >= WATCH_EVERY_S
+            ]
+            if not watched:
+                continue
+            try:
+                await self._check(watched)
+            except UNREACHABLE as error:
+                unreachable = TranscriptionError("broker_unavailable", f"cannot reach Redis: {error}")
+                for window in watched:
+                    fail(window.future, unreachable)
+
+    async def _check(self, watched: list[_InFlight]) -> None:
+        """Re-send the windows whose worker died, fail those whose audio Redis lost."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for window in watched:
+                keys = [names.window_key(window.request.request_id), *audio_keys(window.request)]
+                pipe.exists(*keys)
+                pipe.get(names.claim_key(window.request.request_id))
+            replies = await pipe.execute()
+        states = [
+            (window, replies[2 * i] == 1 + len(audio_keys(window.request)), replies[2 * i + 1])
+            for i, window in enumerate(watched)
+        ]
+        workers = sorted({worker.decode(errors="replace") for _, _, worker in states if worker is not None})
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for worker in workers:
+                pipe.exists(names.worker_heartbeat_key(worker))
+            alive = dict(zip(workers, await pipe.execute(), strict=True))
+        orphans: list[_InFlight] = []
+        for window, audio_kept, worker in states:
+            if window.future.done():
                 continue  # answered while we looked
             if not audio_kept:
-                raise TranscriptionError(
-                    "window_lost", "Redis lost this window before a worker answered (was it restarted?)"
+                lost = "Redis lost this window before a worker answered (was it restarted?)"
+                fail(window.future, TranscriptionError("window_lost", lost))
+            elif worker is not None and not alive[worker.decode(errors="replace")]:
+                logger.warning(
+                    "window %s: worker %s stopped beating while transcribing it; sending it again",
+                    window.request.request_id,
+                    worker.decode(errors="replace"),
                 )
-            if worker is None or await self._redis.exists(names.worker_heartbeat_key(worker.decode())):
-                continue  # still queued, or its worker is alive
-            logger.warning(
-                "window %s: worker %s stopped beating while transcribing it; sending it again",
-                request.request_id,
-                worker.decode(errors="replace"),
-            )
-            await self._redis.delete(claim)
-            await asyncio.to_thread(self._send_task, request, final)
+                orphans.append(window)
+        if orphans:
+            await self._redis.delete(*(names.claim_key(w.request.request_id) for w in orphans))
+            await asyncio.to_thread(self._send_tasks, orphans)
 
-    def _forget_audio(self, key: str) -> None:
-        """Delete a window's audio in the background: nobody waits for it, and it expires anyway."""
+    def _send_tasks(self, windows: list[_InFlight]) -> None:
+        for window in windows:
+            self._send_task(window.request, window.final)
+
+    def forget(self, keys: list[str]) -> None:
+        """Delete keys in the background: nobody waits for it, and they expire anyway."""
+        if not keys:
+            return
 
         async def forget() -> None:
             try:
-                await self._redis.delete(key)
+                await self._redis.delete(*keys)
             except (RedisConnectionError, RedisTimeoutError):
-                logger.debug("could not delete %s; it expires by itself", key)
+                logger.debug("could not delete %d key(s); they expire by themselves", len(keys))
 
         task = asyncio.create_task(forget())
         self._cleanups.add(task)
@@ -242,6 +311,15 @@ class Dispatcher:
         except (KeyError, ValueError):
             logger.error("reply stream %s: unreadable entry dropped", self.reply_stream)
             return
-        future = self._pending.get(result.request_id)
-        if future is not None and not future.done():
-            future.set_result(result)
+        window = self._pending.get(result.request_id)
+        if window is not None and not window.future.done():
+            window.future.set_result(result)
+
+
+def audio_keys(request: WindowRequest) -> list[str]:
+    return list(dict.fromkeys(piece.key for piece in request.audio))
+
+
+def fail(future: asyncio.Future[WindowResult], error: TranscriptionError) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -26,6 +26,10 @@ class Metrics:
     open_websockets: Gauge
     participants: Gauge
     audio_seconds: Counter
+    audio_stored_seconds: Counter
+    """Audio put in Redis for the workers: each stretch once, however many windows hear it."""
+    window_audio_seconds: Counter
+    """Audio the dispatched windows hear, context included (stored over heard: the Redis saving)."""
     windows_dispatched: Counter
     """Label kind: interim | final."""
     transcripts_sent: Counter
@@ -49,6 +53,16 @@ class Metrics:
             audio_seconds=Counter(
                 f"{PREFIX}_audio_seconds_received",
                 "Seconds of participant audio accepted",
+                registry=registry,
+            ),
+            audio_stored_seconds=Counter(
+                f"{PREFIX}_audio_stored_seconds",
+                "Seconds of audio stored in Redis for the workers (each stretch once)",
+                registry=registry,
+            ),
+            window_audio_seconds=Counter(
+                f"{PREFIX}_window_audio_seconds",
+                "Seconds of audio the dispatched windows hear, context included",
                 registry=registry,
             ),
             windows_dispatched=Counter(

@@ -198,6 +198,9 @@ class WindowPlan:
     """The prefix's last words (`context_tail_words`), whose audio starts `prefix_tail_samples`
     into the window's."""
     prefix_tail_samples: int = 0
+    spans: tuple[tuple[int, int], ...] = ()
+    """Samples of the stream `pcm` holds, one stretch after another: each context final's, then
+    [start, end)."""
 
 
 @dataclass(frozen=True)
@@ -424,6 +427,12 @@ class ParticipantPolicy:
         return self._in_flight is not None
 
     @property
+    def oldest_needed(self) -> int:
+        """The first sample of the stream a later window may still hear: the audio of the finals
+        kept as context, then the window's."""
+        return min([*(final.start for final in self._finals if final.pcm), self._window_start])
+
+    @property
     def window_seconds(self) -> float:
         return (self._received - self._window_start) / self._rate
 
@@ -469,6 +478,7 @@ class ParticipantPolicy:
                 if context
                 else 0
             ),
+            spans=(*((f.start, f.end) for f in context), (self._window_start, end)),
         )
         self._in_flight = plan
         self._planned_until = plan.end

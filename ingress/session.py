@@ -8,11 +8,13 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette import status
 
+from ingress.audio_ledger import AudioLedger
 from ingress.dispatch import Dispatcher, TranscriptionError
 from ingress.limits import Cooldown, TokenBucket
 from ingress.metrics import Metrics
@@ -79,6 +81,8 @@ class Participant:
         self._context = context
         self._policy = ParticipantPolicy(policy_config(context.settings))
         self._vad: VadStream = context.vad.new_stream()
+        self._ledger = AudioLedger(uuid.uuid4().hex)
+        """What of this participant's audio Redis holds for its windows."""
         self._bucket = TokenBucket(context.settings.audio_rate_limit, context.settings.audio_burst_s)
         self._rate_complaints = Cooldown(COMPLAINT_INTERVAL_S)
         self._wake = asyncio.Event()
@@ -138,6 +142,13 @@ class Participant:
         self._wake.set()
 
     async def _drive(self) -> None:
+        try:
+            await self._drive_windows()
+        finally:
+            # Ended, closed or crashed: no window of this participant needs its stored audio.
+            self._context.dispatcher.forget(self._ledger.forget_all())
+
+    async def _drive_windows(self) -> None:
         """Plan a window, await its result, apply it; sleep until new audio or the flush deadline."""
         policy = self._policy
         retry_delay_s = RETRY_DELAY_S
@@ -154,9 +165,10 @@ class Participant:
                     await asyncio.wait_for(self._wake.wait(), policy.seconds_until_flush(now_ms()))
                 continue
             settings = self._context.settings
+            audio = self._ledger.place(plan.spans, plan.pcm, policy.oldest_needed)
             try:
                 result = await self._context.dispatcher.transcribe(
-                    plan.pcm,
+                    audio,
                     self.language,
                     plan.prompt,
                     settings.transcription_timeout_s,
@@ -167,6 +179,8 @@ class Participant:
                 )
             except TranscriptionError as error:
                 policy.abandon(plan)
+                # Redis may have lost what was stored (restarted, failed over): store it again.
+                self._context.dispatcher.forget(self._ledger.forget_all())
                 refused = error.code == "unsupported_language"
                 if refused:
                     # Before any await: audio arriving meanwhile must not start another window.

@@ -1,7 +1,8 @@
 """Messages that cross the process boundary between the ingress and the workers (JSON, never pickle).
 
-The audio itself never travels inside these messages: the ingress stores the window's PCM bytes
-under a Redis key (`names.audio_key`) and the request carries that key.
+The audio itself never travels inside these messages: the ingress stores stretches of each
+participant's PCM under Redis keys (`names.audio_key`, `ingress/audio_ledger.py`), and a request
+names its window's audio as pieces of them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,26 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class AudioPiece(_Message):
+    """Bytes [start, end) of the PCM (s16le mono 16 kHz) stored under a Redis key."""
+
+    key: str
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _whole_samples(self) -> AudioPiece:
+        if self.end <= self.start or self.start % 2 or self.end % 2:
+            raise ValueError(f"audio piece [{self.start}, {self.end}) is not a range of whole samples")
+        return self
+
+
 class WindowRequest(_Message):
     """Transcribe one participant's window of audio."""
 
     request_id: str
-    audio_key: str
-    """Redis key holding the window: PCM s16le mono 16 kHz bytes."""
+    audio: list[AudioPiece] = Field(min_length=1)
+    """The window's audio: these pieces, one after another."""
     reply_to: str
     """Redis stream the result is appended to (one per ingress process)."""
     language: str

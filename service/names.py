@@ -6,13 +6,26 @@ PREFIX = "streaming-whisper"
 TRANSCRIBE_TASK = "streaming_whisper.transcribe_window"
 TRANSCRIBE_QUEUE = "transcribe"
 AUDIO_TTL_S = 300
-"""Window audio outlives any sane queue wait, then expires on its own if nobody deletes it."""
+"""Stored audio outlives any sane queue wait (each window that names it starts the time again),
+then expires on its own if nobody deletes it."""
 REPLY_STREAM_TTL_S = 3600
 REPLY_STREAM_MAXLEN = 10_000
 
 
-def audio_key(request_id: str) -> str:
-    return f"{PREFIX}:audio:{request_id}"
+def audio_key(stream_id: str, number: int) -> str:
+    """A stretch of one participant's audio, the `number`th its ingress stored (`ingress/audio_ledger.py`)."""
+    return f"{PREFIX}:audio:{stream_id}:{number}"
+
+
+def audio_pattern() -> str:
+    """Every stored stretch of audio (for SCAN)."""
+    return f"{PREFIX}:audio:*"
+
+
+def window_key(request_id: str) -> str:
+    """Present while the ingress that sent a window awaits its result: a copy of the task run
+    later (re-sent, or redelivered) finds it gone and is not transcribed for nobody."""
+    return f"{PREFIX}:windows:{request_id}"
 
 
 def claim_key(request_id: str) -> str:

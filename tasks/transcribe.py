@@ -133,6 +133,14 @@ def publish_results(
         pipe.execute()
 
 
+EXPIRED = "audio_expired"
+ABANDONED = "window_abandoned"
+UNAVAILABLE = {
+    EXPIRED: "the window's audio expired before a worker picked it up",
+    ABANDONED: "the ingress no longer awaits this window (answered, failed or gone): not transcribed",
+}
+
+
 @dataclass(frozen=True)
 class Answer:
     result: WindowResult
@@ -142,13 +150,12 @@ class Answer:
 
 def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest]) -> list[Answer]:
     """Results of windows transcribed together, in order; one bad window fails alone."""
-    pcms = resources.redis.mget([request.audio_key for request in requests])
+    pcms = window_audio(resources.redis, requests)
     answers: dict[int, Answer] = {}
     ready: list[tuple[int, Window]] = []
     for index, (request, pcm) in enumerate(zip(requests, pcms, strict=True)):
-        if not isinstance(pcm, bytes):
-            expired = "the window's audio expired before a worker picked it up"
-            answers[index] = Answer(failure(request, "audio_expired", expired))
+        if isinstance(pcm, str):
+            answers[index] = Answer(failure(request, pcm, UNAVAILABLE[pcm]))
             continue
         try:
             resources.transcriber.check_language(request.language)
@@ -178,6 +185,25 @@ def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest
             message = f"{type(outcome).__name__}: {outcome}"
             answers[index] = Answer(failure(request, "transcription_failed", message), outcome)
     return [answers[index] for index in range(len(requests))]
+
+
+def window_audio(client: redis.Redis, requests: list[WindowRequest]) -> list[bytes | str]:
+    """Each window's PCM, its pieces joined, in one round trip for the batch (a key several windows
+    share is fetched once); where it cannot be had, the error code of its failure instead."""
+    awaited = [names.window_key(request.request_id) for request in requests]
+    keys = list(dict.fromkeys(piece.key for request in requests for piece in request.audio))
+    values = client.mget([*awaited, *keys])
+    marks, audio = values[: len(awaited)], values[len(awaited) :]
+    stored = {key: value for key, value in zip(keys, audio, strict=True) if isinstance(value, bytes)}
+    pcms: list[bytes | str] = []
+    for request, mark in zip(requests, marks, strict=True):
+        if mark is None:
+            pcms.append(ABANDONED)
+        elif all(piece.key in stored for piece in request.audio):
+            pcms.append(b"".join(stored[piece.key][piece.start : piece.end] for piece in request.audio))
+        else:
+            pcms.append(EXPIRED)
+    return pcms
 
 
 def transcribe_windows(

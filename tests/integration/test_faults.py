@@ -276,7 +276,7 @@ def test_a_window_whose_audio_redis_lost_is_reported_at_once(service: Service, s
 
     def lose_a_window() -> float:
         deadline = time.monotonic() + HANG_S
-        while not list(client.scan_iter(match=names.audio_key("*"))):
+        while not list(client.scan_iter(match=names.audio_pattern())):
             assert time.monotonic() < deadline, "no window was sent"
             time.sleep(0.01)
         client.flushdb()

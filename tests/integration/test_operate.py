@@ -10,8 +10,10 @@ import urllib.request
 from typing import Any
 
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from service import names
 from service.launcher import free_port
 from tests.integration.conftest import Service
 
@@ -124,3 +126,35 @@ def test_worker_metrics_after_a_meeting(service: Service, speech: Any) -> None:
     assert sample(text, "streaming_whisper_worker_window_seconds_sum") > 0
     assert sample(text, "streaming_whisper_worker_model_load_seconds") > 0
     assert sample(text, "streaming_whisper_worker_warm_up_seconds") > 0  # a call before it was ready
+
+
+def test_each_second_of_audio_crosses_redis_once_and_none_is_left_after_the_meeting(
+    service: Service, speech: Any
+) -> None:
+    own_db = service.stack.redis_url.rsplit("/", 1)[0] + "/8"  # its keys alone are there
+    service.stack.start_worker("worker-audio-once", {"REDIS_URL": own_db})
+    try:
+        base = service.stack.start_ingress("ingress-audio-once", free_port(), {"REDIS_URL": own_db})
+        deadline = time.monotonic() + 120
+        while get(base + "/readyz")[0] != 200:
+            assert time.monotonic() < deadline, "the worker never became ready"
+            time.sleep(0.5)
+        result = service.stream("audio-once", [("spk1", speech("meeting_3spk_dev.spk1"))], base=base)
+        assert result.closed_normally and len(result.finals("spk1")) >= 2
+        text = get(base + "/metrics")[1]
+        client = redis.Redis.from_url(own_db)
+        left: list[bytes] = []
+        deadline = time.monotonic() + 5  # deleted in the background once the participant ends
+        while (left := list(client.scan_iter(match=names.audio_pattern()))) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        client.close()
+    finally:
+        service.stack.stop_process("ingress-audio-once")
+        service.stack.stop_process("worker-audio-once")
+
+    received = sample(text, "streaming_whisper_audio_seconds_received_total")
+    stored = sample(text, "streaming_whisper_audio_stored_seconds_total")
+    heard = sample(text, "streaming_whisper_window_audio_seconds_total")
+    assert 0 < stored <= received  # silence no window needs is never stored
+    assert heard >= 3 * stored  # windows hear each second again and again; Redis carries it once
+    assert left == []

@@ -17,7 +17,7 @@ import redis
 
 from service import names
 from service.audio import BYTES_PER_SECOND
-from service.contracts import WindowRequest, WindowResult
+from service.contracts import AudioPiece, WindowRequest, WindowResult
 from service.settings import Settings
 from tasks.celery_app import FINAL_PRIORITY, INTERIM_PRIORITY, create_celery_app
 from tests.integration.conftest import Service
@@ -56,19 +56,35 @@ def send_together(
     windows: Sequence[tuple[str, bytes | None, str]],
     priorities: list[int] | None = None,
     arrival: list[str] | None = None,
+    abandoned: frozenset[int] = frozenset(),
 ) -> dict[str, WindowResult]:
     """Queue (language, audio or None for none kept, reply stream) windows at once; their results.
-    `arrival`, when given, receives the request ids in the order their results came."""
+    `arrival`, when given, receives the request ids in the order their results came; `abandoned`:
+    the windows (by index) no ingress awaits."""
     client = redis.Redis.from_url(service.stack.redis_url)
     app = create_celery_app(Settings(redis_url=service.stack.redis_url))
     requests = []
-    for language, pcm, reply_to in windows:
+    for n, (language, pcm, reply_to) in enumerate(windows):
         request_id = uuid.uuid4().hex
-        request = WindowRequest(
-            request_id=request_id, audio_key=names.audio_key(request_id), reply_to=reply_to, language=language
-        )
+        # Each window's audio in two stored stretches, as the ingress names a window with context;
+        # a broken one whole, its stored bytes fewer than its piece names.
+        keys = [names.audio_key(request_id, 1), names.audio_key(request_id, 2)]
+        audio = pcm or bytes(4)
+        if len(audio) % 2:
+            stored, pieces = [audio], [AudioPiece(key=keys[0], start=0, end=len(audio) + 1)]
+        else:
+            half = len(audio) // 4 * 2
+            stored = [audio[:half], b"\0\0" + audio[half:]]
+            pieces = [
+                AudioPiece(key=keys[0], start=0, end=half),
+                AudioPiece(key=keys[1], start=2, end=2 + len(audio) - half),
+            ]
+        request = WindowRequest(request_id=request_id, audio=pieces, reply_to=reply_to, language=language)
         if pcm is not None:
-            client.set(request.audio_key, pcm, ex=names.AUDIO_TTL_S)
+            for key, value in zip(keys, stored, strict=False):
+                client.set(key, value, ex=names.AUDIO_TTL_S)
+        if n not in abandoned:
+            client.set(names.window_key(request_id), 1, ex=names.AUDIO_TTL_S)
         requests.append(request)
     with frozen_worker(service):
         for n, request in enumerate(requests):
@@ -115,7 +131,9 @@ def test_windows_waiting_together_share_one_batch_and_each_is_answered_on_its_ow
                 ("en", cut(speech("synth_en_us"), 3.0, 6.0), theirs),
                 ("fr", cut(speech("jfk_ask_not"), 5.0, 4.0), mine),  # tiny.en cannot serve it
                 ("en", None, theirs),  # its audio is gone
+                ("en", cut(speech("synth_en_us"), 3.0, 6.0), mine),  # nobody awaits it any more
             ],
+            abandoned=frozenset({4}),
         ).values()
     )
     spoken = results[:2]
@@ -124,6 +142,7 @@ def test_windows_waiting_together_share_one_batch_and_each_is_answered_on_its_ow
     assert spoken[0].compute_s == spoken[1].compute_s > 0  # one batch, its time shared
     assert results[2].error_code == "unsupported_language" and not results[2].words
     assert results[3].error_code == "audio_expired"
+    assert results[4].error_code == "window_abandoned" and results[4].compute_s == 0
 
 
 def test_a_window_that_breaks_its_batch_fails_alone(service: Service, speech: Callable[[str], bytes]) -> None:

@@ -11,7 +11,8 @@ pytestmark = pytest.mark.unit
 
 
 def request(**fields: object) -> WindowRequest:
-    base = {"request_id": "r1", "audio_key": "k", "reply_to": "s", "language": "en"}
+    audio = [{"key": "k", "start": 0, "end": 32000}]
+    base = {"request_id": "r1", "audio": audio, "reply_to": "s", "language": "en"}
     return WindowRequest.model_validate(base | fields)
 
 
@@ -29,11 +30,12 @@ def test_a_prefix_tail_is_the_prefix_s_last_words_at_a_time_in_the_window() -> N
         ({"prefix": "And so, my fellow Americans,", "prefix_tail": "my fellow"}, "does not end the prefix"),
         ({"prefix_tail": "Americans,"}, "does not end the prefix"),
         ({"prefix": "Yes.", "prefix_tail": "Yes.", "prefix_tail_s": -0.5}, "greater than or equal to 0"),
+        ({"audio": []}, "at least 1 item"),
+        ({"audio": [{"key": "k", "start": 2, "end": 2}]}, "not a range of whole samples"),
+        ({"audio": [{"key": "k", "start": 0, "end": 3}]}, "not a range of whole samples"),
     ],
 )
-def test_a_tail_that_does_not_end_the_prefix_or_starts_before_the_window_is_refused(
-    fields: dict[str, object], complaint: str
-) -> None:
+def test_a_bad_prefix_tail_or_audio_piece_is_refused(fields: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         request(**fields)
 

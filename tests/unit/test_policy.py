@@ -1613,3 +1613,30 @@ def test_punctuation_on_its_own_never_becomes_a_word() -> None:
     )
 
     assert [t.text for t in out] == ["Ask not"]
+
+
+@pytest.mark.parametrize("context_s", [0.0, 9.0], ids=["overlap", "context"])
+def test_a_window_s_spans_are_the_stream_samples_its_audio_holds_and_none_is_forgotten_early(
+    context_s: float,
+) -> None:
+    # The dispatcher stores each stretch of the stream once and names windows by these spans.
+    words = say(JFK, start=0.5) + say(JFK, start=12.0) + say(JFK, start=23.5)
+    session = Session(words=words, config=PolicyConfig(context_s=context_s))
+    oldest_at_dispatch: list[int] = []
+    original_next = session.policy.next_window
+
+    def next_window(now_ms: int) -> WindowPlan | None:
+        plan = original_next(now_ms)
+        if plan is not None:  # what the dispatcher is told, window by window
+            oldest_at_dispatch.append(session.policy.oldest_needed)
+        return plan
+
+    session.policy.next_window = next_window  # type: ignore[method-assign]
+    session.play(until_s=words[-1].end + 2.0)
+
+    assert any(len(plan.spans) > 1 for plan in session.plans) == bool(context_s)
+    for plan in session.plans:
+        assert b"".join(ramp_pcm(start, end) for start, end in plan.spans) == plan.pcm
+        assert plan.spans[-1] == (plan.start, plan.end)
+    for n, plan in enumerate(session.plans):
+        assert plan.spans[0][0] >= max(oldest_at_dispatch[:n], default=0)

@@ -1,0 +1,118 @@
+"""Which stretches of one participant's audio Redis holds, so that each second crosses Redis once.
+
+A window hears committed audio again as context and its own audio grows chunk by chunk, so
+consecutive windows overlap by seconds; sending each window's whole audio cost about ten times the
+audio rate through Redis. Instead, the first window that needs a stretch of the stream uploads it
+under its own key, and every window names its audio as pieces of stored stretches
+(`AudioPiece`: key and byte range); the worker fetches the keys and joins the pieces.
+
+Pure bookkeeping, no I/O: `place` says what one window's dispatch uploads, names and deletes, and
+the dispatcher does it in one round trip. Stretches no later window can need (before the oldest
+sample the policy keeps) are deleted; after any failed window, nothing stored is trusted
+(`forget_all`: Redis may have restarted) and the next window uploads its audio again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from service import names
+from service.audio import SAMPLE_WIDTH_BYTES
+from service.contracts import AudioPiece
+
+
+@dataclass(frozen=True)
+class _Stored:
+    start: int
+    end: int
+    """Stream samples [start, end) held under `key`."""
+    key: str
+
+
+@dataclass(frozen=True)
+class AudioPlan:
+    """One window's audio in Redis: what to store first, how the worker finds it, what to drop."""
+
+    pieces: list[AudioPiece]
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)
+    """New keys and their PCM (set with `names.AUDIO_TTL_S`)."""
+    renewed: list[str] = field(default_factory=list)
+    """Keys stored before that this window names too: their time to live starts again."""
+    forgotten: list[str] = field(default_factory=list)
+    """Keys no later window can name: deleted."""
+
+    @property
+    def bytes(self) -> int:
+        """The window's audio, in bytes."""
+        return sum(piece.end - piece.start for piece in self.pieces)
+
+    @property
+    def keys(self) -> list[str]:
+        """Every key the window's audio needs, once each."""
+        return list(dict.fromkeys(piece.key for piece in self.pieces))
+
+
+class AudioLedger:
+    def __init__(self, stream_id: str) -> None:
+        self._stream_id = stream_id
+        self._stored: list[_Stored] = []
+        """Sorted by start, never overlapping."""
+        self._uploads = 0
+
+    @property
+    def stored_keys(self) -> list[str]:
+        return [stored.key for stored in self._stored]
+
+    def place(self, spans: Sequence[tuple[int, int]], pcm: bytes, oldest_needed: int) -> AudioPlan:
+        """The plan for a window whose audio `pcm` is stream samples `spans`, one after another.
+
+        `oldest_needed`: no later window starts before this sample; stored stretches that end at or
+        before it, and are not in this window, are forgotten."""
+        if sum(end - start for start, end in spans) * SAMPLE_WIDTH_BYTES != len(pcm):
+            raise ValueError("the window's spans do not add up to its audio")
+        pieces: list[AudioPiece] = []
+        uploads: list[tuple[str, bytes]] = []
+        named: set[str] = set()
+        offset = 0  # where the current span's audio starts in `pcm`, in bytes
+        for start, end in spans:
+            cursor = start
+            for stored in [s for s in self._stored if s.start < end and s.end > start]:
+                if stored.start > cursor:
+                    uploads.append(self._upload(cursor, stored.start, pcm, offset + _bytes(cursor - start)))
+                    pieces.append(_whole(uploads[-1]))
+                lo, hi = max(cursor, stored.start), min(end, stored.end)
+                pieces.append(
+                    AudioPiece(key=stored.key, start=_bytes(lo - stored.start), end=_bytes(hi - stored.start))
+                )
+                named.add(stored.key)
+                cursor = hi
+            if cursor < end:
+                uploads.append(self._upload(cursor, end, pcm, offset + _bytes(cursor - start)))
+                pieces.append(_whole(uploads[-1]))
+            offset += _bytes(end - start)
+        in_window = named | {key for key, _ in uploads}
+        forgotten = [s.key for s in self._stored if s.end <= oldest_needed and s.key not in in_window]
+        self._stored = [s for s in self._stored if s.key not in forgotten]
+        return AudioPlan(pieces, uploads, [key for key in self.stored_keys if key in named], forgotten)
+
+    def forget_all(self) -> list[str]:
+        """Trust nothing stored (a window failed; Redis may have lost it): the keys to delete."""
+        keys, self._stored = self.stored_keys, []
+        return keys
+
+    def _upload(self, start: int, end: int, pcm: bytes, at: int) -> tuple[str, bytes]:
+        self._uploads += 1
+        key = names.audio_key(self._stream_id, self._uploads)
+        self._stored.append(_Stored(start, end, key))
+        self._stored.sort(key=lambda stored: stored.start)
+        return key, pcm[at : at + _bytes(end - start)]
+
+
+def _bytes(samples: int) -> int:
+    return samples * SAMPLE_WIDTH_BYTES
+
+
+def _whole(upload: tuple[str, bytes]) -> AudioPiece:
+    key, pcm = upload
+    return AudioPiece(key=key, start=0, end=len(pcm))

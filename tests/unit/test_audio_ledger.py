@@ -1,0 +1,77 @@
+"""Each stretch of a participant's audio is stored once, whatever windows hear it again."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingress.audio_ledger import AudioLedger, AudioPlan
+from service.contracts import AudioPiece
+
+pytestmark = pytest.mark.unit
+
+
+def stream(samples: int) -> bytes:
+    """PCM whose every sample is distinct, so a misplaced byte shows."""
+    return b"".join((n % 30000).to_bytes(2, "little") for n in range(samples))
+
+
+AUDIO = stream(1000)
+
+
+def pcm_of(spans: list[tuple[int, int]]) -> bytes:
+    return b"".join(AUDIO[2 * start : 2 * end] for start, end in spans)
+
+
+def joined(plan: AudioPlan, redis: dict[str, bytes]) -> bytes:
+    """What the worker makes of the plan's pieces (`tasks.transcribe.window_audio`)."""
+    return b"".join(redis[piece.key][piece.start : piece.end] for piece in plan.pieces)
+
+
+class FakeRedis(dict[str, bytes]):
+    def apply(self, plan: AudioPlan) -> None:
+        for key in plan.forgotten:
+            del self[key]
+        self.update(plan.uploads)
+
+
+def test_overlapping_windows_store_each_sample_once_and_hear_exactly_their_audio() -> None:
+    ledger, redis = AudioLedger("p"), FakeRedis()
+    windows = [
+        [(0, 300)],
+        [(0, 600)],  # the same window, grown
+        [(100, 400), (400, 800)],  # a committed final as context, then the new window
+        [(100, 400), (450, 900)],  # leading silence trimmed between context and window
+    ]
+    uploaded = 0
+    for spans in windows:
+        plan = ledger.place(spans, pcm_of(spans), oldest_needed=spans[0][0])
+        redis.apply(plan)
+        assert joined(plan, redis) == pcm_of(spans)
+        uploaded += sum(len(pcm) for _, pcm in plan.uploads)
+    assert uploaded == 2 * 900  # samples 0-900, once each
+    assert plan.renewed == [key for key in plan.keys if key not in dict(plan.uploads)]
+
+
+def test_stretches_before_the_oldest_needed_sample_are_forgotten() -> None:
+    ledger, redis = AudioLedger("p"), FakeRedis()
+    redis.apply(ledger.place([(0, 200)], pcm_of([(0, 200)]), oldest_needed=0))
+    redis.apply(ledger.place([(0, 400)], pcm_of([(0, 400)]), oldest_needed=0))
+    plan = ledger.place([(300, 500)], pcm_of([(300, 500)]), oldest_needed=300)
+    assert len(plan.forgotten) == 1 and plan.forgotten[0] not in plan.keys  # samples 0-200
+    redis.apply(plan)
+    assert joined(plan, redis) == pcm_of([(300, 500)])
+    assert sorted(redis) == sorted(ledger.stored_keys)
+
+
+def test_after_forget_all_the_next_window_uploads_all_its_audio_under_new_keys() -> None:
+    ledger = AudioLedger("p")
+    first = ledger.place([(0, 300)], pcm_of([(0, 300)]), oldest_needed=0)
+    assert ledger.forget_all() == first.keys
+    again = ledger.place([(0, 300)], pcm_of([(0, 300)]), oldest_needed=0)
+    assert again.uploads and set(again.keys).isdisjoint(first.keys)
+    assert again.pieces == [AudioPiece(key=again.keys[0], start=0, end=600)]
+
+
+def test_spans_that_do_not_match_the_audio_are_refused() -> None:
+    with pytest.raises(ValueError, match="do not add up"):
+        AudioLedger("p").place([(0, 10)], bytes(18), oldest_needed=0)
