@@ -303,7 +303,8 @@ class Transcriber:
             beam_size=self._beam_size,
             temperature=TEMPERATURE,
             word_timestamps=True,
-            initial_prompt=prompt or None,
+            # The previous text as the batch path cuts it, so the two paths hear a window alike.
+            initial_prompt=self._previous_tokens(self._tokenizer(language), prompt),
             condition_on_previous_text=False,
             # A window is one segment without timestamp tokens. With them, faster-whisper ends its
             # pass at the last complete segment and encodes the window again (padded to 30 s) to
@@ -452,14 +453,15 @@ class Transcriber:
         prompt += [start_timestamp(tokenizer.timestamp_begin, window.prefix_tail_s), *tail]
         return _DecoderStart(prompt, head, len(head) + len(tail), window.prefix_tail_s)
 
-    def _prompt(
-        self, tokenizer: Any, text: str, without_timestamps: bool = True, fixed_length: bool = True
-    ) -> list[int]:
-        """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt`, its
-        previous text at `prompt_tokens` tokens (`previous_text`)."""
+    def _previous_tokens(self, tokenizer: Any, text: str) -> list[int]:
+        """A window's previous text as tokens (encoded as faster-whisper encodes `initial_prompt`),
+        cut to `prompt_tokens` (`previous_text`): both paths prompt a window with these."""
         previous = tokenizer.encode(" " + text.strip()) if text.strip() else []
-        if fixed_length:
-            previous = previous_text(previous, self._prompt_tokens)
+        return previous_text(previous, self._prompt_tokens)
+
+    def _prompt(self, tokenizer: Any, text: str, without_timestamps: bool = True) -> list[int]:
+        """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt`."""
+        previous = self._previous_tokens(tokenizer, text)
         return list(self._model.get_prompt(tokenizer, previous, without_timestamps=without_timestamps))
 
     def _tokenizer(self, language: str) -> Any:
@@ -477,9 +479,7 @@ class Transcriber:
         """faster-whisper's `max_new_tokens` for the single path: it passes prompt + this as
         `max_length`, and we want the window's whole `token_budget` decodable."""
         tokenizer = self._tokenizer(language)
-        prompt_length = len(
-            self._prompt(tokenizer, prompt, without_timestamps=not whole_recording, fixed_length=False)
-        )
+        prompt_length = len(self._prompt(tokenizer, prompt, without_timestamps=not whole_recording))
         return decoder_max_length(prompt_length, token_budget(seconds)) - prompt_length
 
     def _generate(

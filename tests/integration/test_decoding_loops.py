@@ -47,9 +47,12 @@ def transcriber() -> Transcriber:
     return Transcriber.from_settings(Settings())
 
 
-def test_words_before_a_loop_survive_on_both_paths(transcriber: Transcriber, window: bytes) -> None:
-    single = transcriber.transcribe(window, "en", PROMPT).words
-    batched = transcriber.transcribe_batch([Window(window, "en", PROMPT)])[0].words
+def test_words_before_a_loop_survive_on_both_paths(window: bytes) -> None:
+    # The prompt reaches the model whole: at WHISPER_PROMPT_TOKENS=32 this short one is dropped and
+    # tiny.en, unprompted, hears only the loop's sentence (no loop), which is not what is tested here.
+    whole_prompts = Transcriber.from_settings(Settings(whisper_prompt_tokens=0))
+    single = whole_prompts.transcribe(window, "en", PROMPT).words
+    batched = whole_prompts.transcribe_batch([Window(window, "en", PROMPT)])[0].words
     for words in (single, batched):
         text = "".join(word.text for word in words)
         assert "can do for your country" in text, text

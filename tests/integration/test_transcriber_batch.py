@@ -26,16 +26,26 @@ PROMPTS = [
     "",
     "And so, my fellow Americans.",
     "",
-    "The meeting is about the budget, and the plan for next year.",
+    "The meeting is about the budget, and the plan for next year: what we spend on the new office,"
+    " who we hire for the support team, and when the first release ships to our customers.",
 ]
-"""Two windows with no previous text, two with prompts of different lengths: three decoder calls."""
+"""Two windows with no previous text, two with prompts of different lengths. As they are: three
+decoder calls. At WHISPER_PROMPT_TOKENS=32 the short one is dropped and the long one cut to its
+last 32 tokens: two calls, and the single path must prompt with the same tokens."""
 
 
-@pytest.fixture(scope="module", params=[1, 2], ids=["one call at a time", "two calls at once"])
+@pytest.fixture(
+    scope="module",
+    params=[(1, 0), (2, Settings().whisper_prompt_tokens)],
+    ids=["one call at a time, whole prompts", "two calls at once, prompts at one length"],
+)
 def transcriber(request: pytest.FixtureRequest) -> Transcriber:
     """With two parallel calls a batch is split in two parts that run at once on two replicas."""
-    transcriber = Transcriber.from_settings(Settings(whisper_parallel_calls=request.param))
-    assert transcriber.parallel_calls == request.param
+    parallel_calls, prompt_tokens = request.param
+    transcriber = Transcriber.from_settings(
+        Settings(whisper_parallel_calls=parallel_calls, whisper_prompt_tokens=prompt_tokens)
+    )
+    assert transcriber.parallel_calls == parallel_calls
     return transcriber
 
 
