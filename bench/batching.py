@@ -1,14 +1,16 @@
 """Cross-stream batching: windows per second of the worker's model, one window at a time against
 batches of several (as a worker takes the windows of several participants that are ready at once).
 
-    python -m bench.batching [--windows 48] [--sizes 2,4,8] [--rounds 2] [--corpus DIR] [--out DIR]
+    python -m bench.batching [--windows 64] [--sizes 4,8,32] [--rounds 2] [--corpus DIR] [--out DIR]
 
 Windows of 5-8 s are cut from the English corpus tracks (a fixed seed, so every run hears the same
 audio) and transcribed in process with the configured model (WHISPER_MODEL_NAME, WHISPER_DEVICE,
 WHISPER_CPU_THREADS...): one by one with `Transcriber.transcribe`, and in consecutive batches of
 each size with `Transcriber.transcribe_batch`. Twice over: with no prompts, and with a prompt of
-6-24 words per window (as the last finals prompt a live window), since CTranslate2 decodes together
-only windows whose prompts are equally long. Every configuration runs `--rounds` times, rounds
+20-40 words per window (as the last two finals, utterances of 10 words and more, prompt a live
+window), since CTranslate2 decodes together only windows whose prompts are equally long: both
+paths cut a prompt to its last WHISPER_PROMPT_TOKENS tokens (none when it has fewer), so that the
+windows of a batch share a call. Every configuration runs `--rounds` times, rounds
 interleaved (one of each, then again), so a busy neighbour slows all of them alike. Prints a
 Markdown table; results land in bench/results/<timestamp>-batching/.
 """
@@ -38,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 SEED = 20261125
 MIN_WINDOW_S, MAX_WINDOW_S = 5.0, 8.0
-MIN_PROMPT_WORDS, MAX_PROMPT_WORDS = 6, 24
+MIN_PROMPT_WORDS, MAX_PROMPT_WORDS = 20, 40
 ONE_BY_ONE = 0
 """The `size` of the baseline: `transcribe` per window, the worker's path before batching."""
 
@@ -51,17 +53,23 @@ class Run:
     windows: int
     seconds: float
     words: int
+    decoder_calls: int
 
     @property
     def windows_per_s(self) -> float:
         return self.windows / self.seconds
 
+    @property
+    def windows_per_call(self) -> float | None:
+        """None one by one: faster-whisper's own `transcribe` makes those calls, uncounted."""
+        return self.windows / self.decoder_calls if self.decoder_calls else None
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.batching", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--windows", type=int, default=48, help="windows per configuration (default 48)")
+    parser.add_argument("--windows", type=int, default=64, help="windows per configuration (default 64)")
     parser.add_argument(
-        "--sizes", type=positive_counts, default=[2, 4, 8], help="batch sizes (default 2,4,8)"
+        "--sizes", type=positive_counts, default=[4, 8, 32], help="batch sizes (default 4,8,32)"
     )
     parser.add_argument("--rounds", type=int, default=2, help="runs of each configuration (default 2)")
     parser.add_argument("--corpus", type=Path, default=default_corpus_dir(), help="folder with manifest.json")
@@ -126,8 +134,10 @@ def measure(
     for number in range(1, rounds + 1):
         for name, windows in scenarios.items():
             for size in [ONE_BY_ONE, *batch_sizes]:
+                calls_before = transcriber.decoder_calls
                 seconds, words = transcribe_all(transcriber, windows, size)
-                runs.append(Run(name, size, number, len(windows), seconds, words))
+                calls = transcriber.decoder_calls - calls_before
+                runs.append(Run(name, size, number, len(windows), seconds, words, calls))
                 logger.info(
                     "%s prompts, %s, round %d: %.2f windows/s",
                     name,
@@ -148,8 +158,10 @@ def to_markdown(runs: Sequence[Run], settings: Settings, transcriber: Transcribe
         f"Model {transcriber.name} on {transcriber.device} ({settings.whisper_compute_type}), "
         f"{runs[0].windows} windows of {MIN_WINDOW_S:.0f}-{MAX_WINDOW_S:.0f} s per run.",
         "",
-        "| prompts | mode | " + " | ".join(f"run {r} (windows/s)" for r in rounds) + " | mean | speed-up |",
-        "| --- | --- | " + " | ".join("---:" for _ in rounds) + " | ---: | ---: |",
+        "| prompts | mode | "
+        + " | ".join(f"run {r} (windows/s)" for r in rounds)
+        + " | mean | speed-up | windows per decoder call |",
+        "| --- | --- | " + " | ".join("---:" for _ in rounds) + " | ---: | ---: | ---: |",
     ]
     for prompts in dict.fromkeys(run.prompts for run in runs):
         mine = [run for run in runs if run.prompts == prompts]
@@ -159,9 +171,11 @@ def to_markdown(runs: Sequence[Run], settings: Settings, transcriber: Transcribe
         }
         for size, rate in mean.items():
             per_round = [f"{run.windows_per_s:.2f}" for run in mine if run.size == size]
+            fill = next(run.windows_per_call for run in mine if run.size == size)
+            fill_text = "-" if fill is None else f"{fill:.1f}"
             lines.append(
                 f"| {prompts} | {label(size)} | {' | '.join(per_round)} | {rate:.2f} | "
-                f"{rate / mean[ONE_BY_ONE]:.2f}x |"
+                f"{rate / mean[ONE_BY_ONE]:.2f}x | {fill_text} |"
             )
     return "\n".join(lines)
 
@@ -173,7 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     transcriber = Transcriber.from_settings(settings)
     scenarios = {
         "none": cut_windows(args.corpus, args.windows, with_prompts=False),
-        "6-24 words": cut_windows(args.corpus, args.windows, with_prompts=True),
+        f"{MIN_PROMPT_WORDS}-{MAX_PROMPT_WORDS} words": cut_windows(
+            args.corpus, args.windows, with_prompts=True
+        ),
     }
     runs = measure(transcriber, scenarios, args.sizes, args.rounds)
     table = to_markdown(runs, settings, transcriber)
@@ -181,7 +197,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(table + "\n", encoding="utf-8")
     (folder / "results.json").write_text(
-        json.dumps([asdict(run) | {"windows_per_s": run.windows_per_s} for run in runs], indent=2),
+        json.dumps(
+            [
+                asdict(run) | {"windows_per_s": run.windows_per_s, "windows_per_call": run.windows_per_call}
+                for run in runs
+            ],
+            indent=2,
+        ),
         encoding="utf-8",
     )
     print(table)

@@ -116,6 +116,7 @@ class FixedCostTranscriber:
         self._index = index
         self._call_s = call_ms / 1000.0
         self.load_s = 0.0
+        self.decoder_calls = 0
 
     @classmethod
     def from_file(cls, path: Path, call_ms: float) -> FixedCostTranscriber:
@@ -141,6 +142,7 @@ class FixedCostTranscriber:
         for window in windows:
             self.check_language(window.language)
         time.sleep(self._call_s)
+        self.decoder_calls += 1
         share = self._call_s / max(len(windows), 1)
         return [Transcription(self._index.words_in(window.pcm), share) for window in windows]
 

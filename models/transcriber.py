@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -230,6 +231,9 @@ class Transcriber:
         """Threads that submit the parts of a batch to the replicas (CTranslate2 frees the GIL)."""
         self._beam_size = beam_size
         self._prompt_tokens = prompt_tokens
+        self.decoder_calls = 0
+        """Decoder calls made so far (windows per call: the batch fill a GPU's throughput follows)."""
+        self._count_lock = threading.Lock()
         self._tokenizers: dict[str, Any] = {}
         self._encoder_frames: int | None = None
         """Set while a window is transcribed: faster-whisper pads every input to 30 s, and this
@@ -486,6 +490,8 @@ class Transcriber:
         self, features: Any, prompts: list[list[int]], max_length: int, suppress: list[int]
     ) -> list[Any]:
         """One decoder call with the options faster-whisper gives a window at temperature 0."""
+        with self._count_lock:  # the parts of a batch may run on several threads
+            self.decoder_calls += 1
         return list(
             self._model.model.generate(
                 features,

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 DURATION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
-BATCH_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def serve_worker_metrics(port: int, host: str) -> str:
@@ -42,6 +42,7 @@ def serve_worker_metrics(port: int, host: str) -> str:
 class WorkerMetrics:
     window_seconds: Any
     batch_size: Any
+    decoder_calls: Any
     windows: Any
     model_load_seconds: Any
     warm_up_seconds: Any
@@ -63,6 +64,10 @@ class WorkerMetrics:
                 "streaming_whisper_worker_batch_size",
                 "Windows run through the model together",
                 buckets=BATCH_BUCKETS,
+            ),
+            decoder_calls=Counter(
+                "streaming_whisper_worker_decoder_calls",
+                "Decoder calls the model made: windows over these is the batch fill",
             ),
             windows=Counter("streaming_whisper_worker_windows", "Windows answered, by outcome", ["outcome"]),
             model_load_seconds=Gauge(

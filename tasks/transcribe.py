@@ -35,6 +35,8 @@ class WindowTranscriber(Protocol):
     entry point passes in."""
 
     load_s: float
+    decoder_calls: int
+    """Model (decoder) calls made so far: windows over calls is the batch fill."""
 
     def check_language(self, language: str) -> None: ...
 
@@ -231,8 +233,9 @@ def failure(request: WindowRequest, code: str, message: str) -> WindowResult:
     return WindowResult(request_id=request.request_id, error_code=code, error_message=message)
 
 
-def record(metrics: WorkerMetrics, results: list[WindowResult]) -> None:
+def record(metrics: WorkerMetrics, results: list[WindowResult], decoder_calls: int) -> None:
     metrics.batch_size.observe(len(results))
+    metrics.decoder_calls.inc(decoder_calls)
     for result in results:
         metrics.windows.labels(outcome=result.error_code or "ok").inc()
         if not result.error_code:
@@ -268,10 +271,15 @@ def register_tasks(
         requests = [request, *(other.request for other in others)]
         try:
             claim(worker.redis, [r.request_id for r in requests], worker.worker_id)
+            calls_before = worker.transcriber.decoder_calls
             answers = transcribe_requests(worker, requests)
             results = [(r, a.result) for r, a in zip(requests, answers, strict=True)]
             publish_results(worker.redis, results, batch=True)
-            record(recorder(), [answer.result for answer in answers])
+            record(
+                recorder(),
+                [answer.result for answer in answers],
+                worker.transcriber.decoder_calls - calls_before,
+            )
         except Exception as error:
             # Redis failed under the batch: tell every waiting participant, then let Celery see it.
             logger.exception("windows %s failed", ", ".join(r.request_id for r in requests))

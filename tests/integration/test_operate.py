@@ -122,6 +122,8 @@ def test_worker_metrics_after_a_meeting(service: Service, speech: Any) -> None:
     windows = sample(text, "streaming_whisper_worker_windows_total", {"outcome": "ok"})
     assert windows >= 2  # interims and finals of an 11 s speech
     assert sample(text, "streaming_whisper_worker_batch_size_count") >= 1
+    # One participant: every window is a batch of its own, and each makes a decoder call at least.
+    assert sample(text, "streaming_whisper_worker_decoder_calls_total") >= windows
     assert sample(text, "streaming_whisper_worker_window_seconds_count") == windows
     assert sample(text, "streaming_whisper_worker_window_seconds_sum") > 0
     assert sample(text, "streaming_whisper_worker_model_load_seconds") > 0
