@@ -47,10 +47,11 @@ def sample_keys(samples: np.ndarray, positions: np.ndarray | None = None) -> np.
     if count <= 0:
         return np.zeros(0, dtype=np.uint64)
     at = np.arange(count) if positions is None else positions[positions < count]
-    values = samples.astype(np.uint16).astype(np.uint64)
     keys = np.zeros(len(at), dtype=np.uint64)
     for index in range(KEY_SAMPLES):  # a polynomial hash, vectorised over the positions
-        keys = keys * np.uint64(1_000_003) + values[at + index]
+        # Only the probed samples are widened: the stand-in's CPU counts as the worker's.
+        values = samples[at + index].astype(np.uint16).astype(np.uint64)
+        keys = keys * np.uint64(1_000_003) + values
     return keys
 
 
@@ -75,11 +76,18 @@ class AudioIndex:
         self._places = all_places[order[first[single]]]
 
     def place(self, key: np.uint64) -> tuple[int, int] | None:
-        at = int(np.searchsorted(self._keys, key))
-        if at < len(self._keys) and self._keys[at] == key:
-            clip, offset = self._places[at]
-            return int(clip), int(offset)
-        return None
+        return self.places(np.array([key], dtype=np.uint64))[0]
+
+    def places(self, keys: np.ndarray) -> list[tuple[int, int] | None]:
+        """`place` of each key, in one search of the index."""
+        if len(self._keys) == 0:
+            return [None] * len(keys)
+        at = np.minimum(np.searchsorted(self._keys, keys), len(self._keys) - 1)
+        hit = (self._keys[at] == keys).tolist()
+        return [
+            (clip, offset) if ok else None
+            for (clip, offset), ok in zip(self._places[at].tolist(), hit, strict=True)
+        ]
 
     def words_in(self, pcm: bytes) -> list[WordTiming]:
         """The offline words that start in the window, in window time (seconds from its start)."""
@@ -89,8 +97,7 @@ class AudioIndex:
         keys = sample_keys(samples, probes)
         seen: set[tuple[int, int]] = set()
         words = []
-        for probe, key in zip(probes.tolist(), keys, strict=False):
-            place = self.place(key)
+        for probe, place in zip(probes.tolist(), self.places(keys), strict=False):
             if place is None:
                 continue
             clip, offset = place
