@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.corpus import audio_file
-from ingress.vad import FRAME_SAMPLES, SileroVad
+from ingress.vad import FRAME_SAMPLES, SILENCE_RESETS_AFTER, SileroVad
 from service.audio import pcm_to_float32
 from service.pcm_files import read_pcm
 
@@ -82,3 +82,58 @@ def test_participants_streams_do_not_share_state(vad: SileroVad, corpus_dir: Pat
         bob.process(silence[i : i + BROWSER_CHUNK])
 
     np.testing.assert_allclose(np.concatenate(interleaved), stream(vad, speech, BROWSER_CHUNK), atol=1e-5)
+
+
+class CountingVad(SileroVad):
+    """The real model, counting the frames it is asked to score."""
+
+    frames_scored = 0
+
+    def score(
+        self, frames: np.ndarray, h: np.ndarray, c: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.frames_scored += len(frames)
+        return super().score(frames, h, c)
+
+
+def test_long_digital_silence_is_not_run_through_the_model(corpus_dir: Path) -> None:
+    vad = CountingVad()
+    speech = samples_of(corpus_dir, "jfk_ask_not")[16_000 : 16_000 + 96 * FRAME_SAMPLES]  # sound throughout
+    muted = np.zeros(300 * FRAME_SAMPLES, dtype=np.float32)
+    muted[::7] = 1 / 32768  # one step of 16-bit PCM is still digital silence
+
+    probs = stream(vad, np.concatenate([muted, speech]), BROWSER_CHUNK)
+
+    silent_frames = len(muted) // FRAME_SAMPLES
+    assert (probs[:silent_frames] < SPEECH).all()
+    assert (probs[SILENCE_RESETS_AFTER:silent_frames] == 0).all()
+    # Only the first half second of the silence is scored, then the speech.
+    assert vad.frames_scored == SILENCE_RESETS_AFTER + len(probs) - silent_frames
+    # After it, speech is heard as a fresh stream hears it.
+    fresh = stream(vad, speech, BROWSER_CHUNK)
+    assert (fresh > SPEECH).sum() >= 20
+    np.testing.assert_allclose(probs[silent_frames:], fresh, atol=1e-5)
+
+
+def test_short_digital_silences_and_quiet_noise_are_scored_by_the_model(corpus_dir: Path) -> None:
+    vad = CountingVad()
+    gap = np.zeros((SILENCE_RESETS_AFTER - 1) * FRAME_SAMPLES, dtype=np.float32)
+    hiss = samples_of(corpus_dir, "noise_20s")[:16_000] * 0.01  # quiet, but not digital silence
+    audio = np.concatenate([gap, hiss, gap, hiss])
+
+    probs = stream(vad, audio, BROWSER_CHUNK)
+
+    assert vad.frames_scored == len(probs) == len(audio) // FRAME_SAMPLES
+
+
+@pytest.mark.parametrize("chunk", [777, BROWSER_CHUNK, 16_000])
+def test_how_a_meeting_track_is_chunked_does_not_change_which_silence_is_skipped(
+    vad: SileroVad, corpus_dir: Path, chunk: int
+) -> None:
+    # Half of this track is digital silence between the speaker's turns.
+    audio = samples_of(corpus_dir, "meeting_3spk_dev.spk1")
+
+    probs = stream(vad, audio, chunk)
+
+    np.testing.assert_allclose(probs, stream(vad, audio, 4 * FRAME_SAMPLES), atol=1e-5)
+    assert (probs > SPEECH).sum() > 200
