@@ -2,7 +2,7 @@
 carry when the model costs what it would on a GPU. A CPU predictor of the GPU pool's ceiling.
 
     python -m bench.pipeline [--talkers 8,16,32,64] [--call-ms 0,5] [--seconds 20] [--speed 1]
-                             [--batch-size 32] [--quick] [--corpus DIR] [--out DIR]
+                             [--batch-size 32] [--queued 1024] [--quick] [--corpus DIR] [--out DIR]
 
 For each model cost (`--call-ms`: the time of one model call, one window or a batch; 0, and 5 ms
 as a GPU takes for tiny.en) it starts the service with the benchmark's own worker, whose model
@@ -13,6 +13,11 @@ real time). Per N: windows a second, windows per model call (batch fill), the di
 time of a window (p50 / p90, from the ingress's histogram), the worker's CPU per window (all of it
 outside the model call, since the stand-in sleeps; its own look-up is counted in it), and the
 ingress's CPU per second of talker audio (VAD, protocol, policy, Redis, JSON).
+
+Then, per model cost, the worker alone in full batches (`--queued N`, 0 to skip): N windows of
+the clips' audio are queued at once while the worker is stopped (SIGSTOP), so that each batch it
+takes is as full as WHISPER_BATCH_SIZE allows; its CPU per window from its restart to the last
+answer is what one window costs a GPU worker's CPU outside the model call.
 
 It prints `pipeline ceiling: X windows/s` per model cost: the most windows a second of a step
 whose p90 dispatch-to-result stayed within 1 s. The client streams from this process, so on two
@@ -27,9 +32,12 @@ import asyncio
 import json
 import logging
 import math
+import signal
 import time
 import urllib.request
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -48,9 +56,10 @@ from bench.standin import StandinClip, write_standin_file
 from demos.client import MeetingResult
 from service import names
 from service.audio import BYTES_PER_SECOND
-from service.contracts import WordTiming
+from service.contracts import AudioPiece, WindowRequest, WordTiming
 from service.launcher import LocalStack, free_port
 from service.settings import Settings
+from tasks.celery_app import FINAL_PRIORITY, create_celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +68,10 @@ CEILING_P90_S = 1.0
 """A step counts towards the ceiling while 90% of its windows come back within this."""
 OFFLINE_PROBABILITY = 0.9
 """The stand-in's words are sure ones (the offline pass gives no probabilities here)."""
-QUICK = {"talkers": [2], "call_ms": [5.0], "seconds": 8.0}
+QUICK = {"talkers": [2], "call_ms": [5.0], "seconds": 8.0, "queued": 64}
+QUEUED_WINDOW_S = 6.0
+"""Audio of each queued window: a typical window (new speech and its context)."""
+QUEUED_TIMEOUT_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -74,8 +86,24 @@ class Usage:
     """Cumulative histogram: upper bound in seconds -> windows that came back within it."""
 
 
+class WorkerShare:
+    """What a step's windows cost the worker (its fields are the dataclasses' own)."""
+
+    windows: int
+    batches: int
+    worker_cpu_s: float
+
+    @property
+    def batch_fill(self) -> float:
+        return self.windows / self.batches if self.batches else 0.0
+
+    @property
+    def worker_cpu_ms_per_window(self) -> float:
+        return 1000 * self.worker_cpu_s / self.windows if self.windows else math.nan
+
+
 @dataclass(frozen=True)
-class PipelineStep:
+class PipelineStep(WorkerShare):
     call_ms: float
     talkers: int
     seconds: float
@@ -93,14 +121,6 @@ class PipelineStep:
     @property
     def windows_per_s(self) -> float:
         return self.windows / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def batch_fill(self) -> float:
-        return self.windows / self.batches if self.batches else 0.0
-
-    @property
-    def worker_cpu_ms_per_window(self) -> float:
-        return 1000 * self.worker_cpu_s / self.windows if self.windows else math.nan
 
     @property
     def ingress_cpu_ms_per_talker_s(self) -> float:
@@ -203,6 +223,89 @@ def run_step(
     )
 
 
+@dataclass(frozen=True)
+class QueuedStep(WorkerShare):
+    """The worker alone, taking windows that were all waiting when it started."""
+
+    call_ms: float
+    windows: int
+    batches: int
+    seconds: float
+    worker_cpu_s: float
+
+
+@contextmanager
+def stopped(process: psutil.Process) -> Iterator[None]:
+    """A process and its children stopped (SIGSTOP) for the duration, then resumed."""
+    family = [process, *process.children(recursive=True)]
+    for each in family:
+        each.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for each in family:
+            each.send_signal(signal.SIGCONT)
+
+
+def queued_requests(clips: Sequence[Clip], count: int, reply_to: str) -> list[tuple[WindowRequest, bytes]]:
+    """`count` windows of the clips' first seconds, rotating, each with the audio it names."""
+    length = int(QUEUED_WINDOW_S * BYTES_PER_SECOND) // 2 * 2
+    windows = []
+    for n in range(count):
+        pcm = clips[n % len(clips)].pcm[:length]
+        request_id = uuid.uuid4().hex
+        key = names.audio_key(request_id, 0)
+        pieces = [AudioPiece(key=key, start=0, end=len(pcm))]
+        request = WindowRequest(request_id=request_id, audio=pieces, reply_to=reply_to, language=LANGUAGE)
+        windows.append((request, pcm))
+    return windows
+
+
+def run_queued_step(
+    stack: LocalStack, counters: redis.Redis, call_ms: float, clips: Sequence[Clip], count: int
+) -> QueuedStep:
+    reply_to = names.reply_stream(f"bench-queued-{uuid.uuid4().hex}")
+    windows = queued_requests(clips, count, reply_to)
+    with counters.pipeline(transaction=False) as pipe:
+        for request, pcm in windows:
+            pipe.set(request.audio[0].key, pcm, ex=names.AUDIO_TTL_S)
+            pipe.set(names.window_key(request.request_id), 1, ex=names.AUDIO_TTL_S)
+        pipe.execute()
+    app = create_celery_app(Settings(redis_url=stack.redis_url))
+    worker = psutil.Process(stack.process("worker").pid)
+    before = read_usage(stack, counters)
+    try:
+        with stopped(worker):
+            for request, _ in windows:
+                app.send_task(
+                    names.TRANSCRIBE_TASK,
+                    args=[request.model_dump()],
+                    queue=names.TRANSCRIBE_QUEUE,
+                    priority=FINAL_PRIORITY,
+                )
+            cpu_before = cpu_seconds(worker)
+        started = time.monotonic()
+        deadline = started + QUEUED_TIMEOUT_S
+        while int(counters.get(names.WINDOWS_TRANSCRIBED) or 0) < before.windows + count:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the worker did not answer {count} queued windows in {QUEUED_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(0.01)
+        seconds = time.monotonic() - started
+        after = read_usage(stack, counters)
+    finally:
+        app.close()
+        counters.delete(reply_to, *(request.audio[0].key for request, _ in windows))
+    return QueuedStep(
+        call_ms=call_ms,
+        windows=after.windows - before.windows,
+        batches=after.batches - before.batches,
+        seconds=seconds,
+        worker_cpu_s=after.worker_cpu_s - cpu_before,
+    )
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -220,11 +323,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, help="audio each talker sends (default 20)")
     parser.add_argument("--speed", type=float, default=1.0, help="times real time each talker streams")
     parser.add_argument("--batch-size", type=int, default=32, help="WHISPER_BATCH_SIZE of the worker")
+    parser.add_argument(
+        "--queued", type=int, help="windows queued at once for the worker alone (default 1024; 0: skip)"
+    )
     parser.add_argument("--quick", action="store_true", help="one small step: a smoke run")
     parser.add_argument("--corpus", type=Path, default=default_corpus_dir(), help="folder with manifest.json")
     parser.add_argument("--out", type=Path, help="default bench/results/<timestamp>-pipeline")
     args = parser.parse_args(argv)
-    defaults = QUICK if args.quick else {"talkers": [8, 16, 32, 64], "call_ms": [0.0, 5.0], "seconds": 20.0}
+    defaults = (
+        QUICK
+        if args.quick
+        else {"talkers": [8, 16, 32, 64], "call_ms": [0.0, 5.0], "seconds": 20.0, "queued": 1024}
+    )
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -246,10 +356,11 @@ def standin_clips(clips: Sequence[Clip]) -> dict[str, StandinClip]:
     }
 
 
-def run(args: argparse.Namespace, folder: Path) -> tuple[str, list[PipelineStep]]:
+def run(args: argparse.Namespace, folder: Path) -> tuple[str, list[PipelineStep], list[QueuedStep]]:
     clips = pick(corpus_clips(load_corpus(args.corpus), LANGUAGE, MAX_CLIP_S), args.seconds)
     standin_file = write_standin_file(folder / "standin", standin_clips(clips))
     steps: list[PipelineStep] = []
+    queued: list[QueuedStep] = []
     for call_ms in args.call_ms:
         settings = Settings(port=free_port(), bypass_authorization=True, redis_url=None, redis_host=None)
         env = {
@@ -270,11 +381,21 @@ def run(args: argparse.Namespace, folder: Path) -> tuple[str, list[PipelineStep]
                 step = run_step(stack, counters, call_ms, tracks, args.speed)
                 steps.append(step)
                 logger.info("%s", describe(step))
-    markdown = report(args, steps)
+            if args.queued > 0:
+                alone = run_queued_step(stack, counters, call_ms, clips, args.queued)
+                queued.append(alone)
+                logger.info("%s", describe_queued(alone))
+    markdown = report(args, steps, queued)
     (folder / "results.md").write_text(markdown + "\n", encoding="utf-8")
     results = [{**asdict(s), "windows_per_s": s.windows_per_s, "batch_fill": s.batch_fill} for s in steps]
-    (folder / "results.json").write_text(json.dumps({"steps": results}, indent=2), encoding="utf-8")
-    return markdown, steps
+    queued_results = [
+        {**asdict(q), "batch_fill": q.batch_fill, "worker_cpu_ms_per_window": q.worker_cpu_ms_per_window}
+        for q in queued
+    ]
+    (folder / "results.json").write_text(
+        json.dumps({"steps": results, "queued": queued_results}, indent=2), encoding="utf-8"
+    )
+    return markdown, steps, queued
 
 
 def describe(step: PipelineStep) -> str:
@@ -286,7 +407,14 @@ def describe(step: PipelineStep) -> str:
     )
 
 
-def report(args: argparse.Namespace, steps: Sequence[PipelineStep]) -> str:
+def describe_queued(step: QueuedStep) -> str:
+    return (
+        f"{step.call_ms:g} ms a call, {step.windows} windows queued at once: {step.batch_fill:.1f} windows a "
+        f"call, worker CPU {step.worker_cpu_ms_per_window:.2f} ms a window, {step.seconds:.1f} s"
+    )
+
+
+def report(args: argparse.Namespace, steps: Sequence[PipelineStep], queued: Sequence[QueuedStep] = ()) -> str:
     lines = [
         f"# Pipeline benchmark {datetime.now().isoformat(timespec='seconds')}",
         "",
@@ -309,6 +437,19 @@ def report(args: argparse.Namespace, steps: Sequence[PipelineStep]) -> str:
     for call_ms in args.call_ms:
         best = ceiling([step for step in steps if step.call_ms == call_ms])
         lines.append(f"pipeline ceiling: {best:.0f} windows/s (model call {call_ms:g} ms, p90 ≤ 1 s)")
+    if queued:
+        lines += [
+            "",
+            f"The worker alone, every window queued before it started ({QUEUED_WINDOW_S:g} s of audio each):",
+            "",
+            "| model call | windows | windows a call | worker CPU ms a window | seconds |",
+            "|---|---|---|---|---|",
+        ]
+        for alone in queued:
+            lines.append(
+                f"| {alone.call_ms:g} ms | {alone.windows} | {alone.batch_fill:.1f} "
+                f"| {alone.worker_cpu_ms_per_window:.2f} | {alone.seconds:.1f} |"
+            )
     return "\n".join(lines)
 
 
@@ -317,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     folder = args.out or RESULTS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}-pipeline"
     folder.mkdir(parents=True, exist_ok=True)
-    markdown, _ = run(args, folder)
+    markdown, _, _ = run(args, folder)
     print(markdown)
     logger.info("results in %s", folder)
     return 0

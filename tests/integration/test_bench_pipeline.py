@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_a_quick_pipeline_run_transcribes_windows_in_batches_and_prints_its_ceiling(tmp_path: Path) -> None:
     args = pipeline.parse_args(["--quick"])
 
-    markdown, steps = pipeline.run(args, tmp_path)
+    markdown, steps, queued = pipeline.run(args, tmp_path)
 
     assert (tmp_path / "results.md").read_text(encoding="utf-8") == markdown + "\n"
     assert "pipeline ceiling: " in markdown and " windows/s (model call 5 ms" in markdown
@@ -28,3 +28,9 @@ def test_a_quick_pipeline_run_transcribes_windows_in_batches_and_prints_its_ceil
     assert 0 < step.round_trip_p50_s <= step.round_trip_p90_s
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert saved["steps"][0]["windows"] == step.windows
+    # The worker alone: every queued window answered, in batches as full as they could be.
+    [alone] = queued
+    assert alone.windows == args.queued == saved["queued"][0]["windows"]
+    assert alone.batch_fill > args.batch_size / 2
+    assert alone.worker_cpu_s > 0
+    assert "| 5 ms | 64 |" in markdown

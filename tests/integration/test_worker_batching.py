@@ -5,7 +5,6 @@ queued while the worker is frozen (SIGSTOP), so they are all waiting when it tak
 from __future__ import annotations
 
 import contextlib
-import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -15,6 +14,7 @@ import psutil
 import pytest
 import redis
 
+from bench.pipeline import stopped
 from service import names
 from service.audio import BYTES_PER_SECOND
 from service.contracts import AudioPiece, WindowRequest, WindowResult
@@ -40,15 +40,8 @@ def frozen_worker(service: Service) -> Iterator[None]:
     while queued(client) or list(client.scan_iter(match=names.claim_key("*"))):
         assert time.monotonic() < deadline, "the worker never became idle"
         time.sleep(0.05)
-    parent = psutil.Process(service.stack.process("worker").pid)
-    family = [parent, *parent.children(recursive=True)]
-    for process in family:
-        process.send_signal(signal.SIGSTOP)
-    try:
+    with stopped(psutil.Process(service.stack.process("worker").pid)):
         yield
-    finally:
-        for process in family:
-            process.send_signal(signal.SIGCONT)
 
 
 def send_together(
