@@ -59,7 +59,7 @@ from service.audio import BYTES_PER_SECOND
 from service.contracts import AudioPiece, WindowRequest, WordTiming
 from service.launcher import LocalStack, free_port
 from service.settings import Settings
-from tasks.celery_app import FINAL_PRIORITY, create_celery_app
+from tasks.celery_app import create_celery_app
 
 logger = logging.getLogger(__name__)
 
@@ -281,7 +281,7 @@ def run_queued_step(
                     names.TRANSCRIBE_TASK,
                     args=[request.model_dump()],
                     queue=names.TRANSCRIBE_QUEUE,
-                    priority=FINAL_PRIORITY,
+                    priority=names.FINAL_PRIORITY,
                 )
             cpu_before = cpu_seconds(worker)
         started = time.monotonic()

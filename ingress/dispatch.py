@@ -39,8 +39,7 @@ from ingress.load import LoadGauge
 from ingress.metrics import Metrics
 from service import names
 from service.audio import BYTES_PER_SECOND
-from service.contracts import WindowRequest, WindowResult
-from tasks.celery_app import FINAL_PRIORITY, INTERIM_PRIORITY
+from service.contracts import ErrorCode, WindowRequest, WindowResult
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +72,7 @@ def connect_redis(url: str, max_connections: int, pool_timeout_s: float) -> aior
 
 
 class TranscriptionError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -171,9 +170,11 @@ class Dispatcher:
                 result = await window.future
                 self.load.answered(request_id, time.monotonic())
         except TimeoutError:
-            raise TranscriptionError("timeout", f"no worker answered within {timeout_s:.0f} s") from None
+            raise TranscriptionError(
+                ErrorCode.TIMEOUT, f"no worker answered within {timeout_s:.0f} s"
+            ) from None
         except UNREACHABLE as error:
-            raise TranscriptionError("broker_unavailable", f"cannot reach Redis: {error}") from None
+            raise TranscriptionError(ErrorCode.BROKER_UNAVAILABLE, f"cannot reach Redis: {error}") from None
         finally:
             self._pending.pop(request_id, None)
             self.load.dropped(request_id)  # a no-op once answered
@@ -207,7 +208,7 @@ class Dispatcher:
             names.TRANSCRIBE_TASK,
             args=[request.model_dump()],
             queue=names.TRANSCRIBE_QUEUE,
-            priority=FINAL_PRIORITY if final else INTERIM_PRIORITY,
+            priority=names.FINAL_PRIORITY if final else names.INTERIM_PRIORITY,
         )
 
     async def _watch(self) -> None:
@@ -223,7 +224,7 @@ class Dispatcher:
             try:
                 await self._check(watched)
             except UNREACHABLE as error:
-                unreachable = TranscriptionError("broker_unavailable", f"cannot reach Redis: {error}")
+                unreachable = TranscriptionError(ErrorCode.BROKER_UNAVAILABLE, f"cannot reach Redis: {error}")
                 for window in watched:
                     fail(window.future, unreachable)
 
@@ -250,7 +251,7 @@ class Dispatcher:
                 continue  # answered while we looked
             if not audio_kept:
                 lost = "Redis lost this window before a worker answered (was it restarted?)"
-                fail(window.future, TranscriptionError("window_lost", lost))
+                fail(window.future, TranscriptionError(ErrorCode.WINDOW_LOST, lost))
             elif worker is not None and not alive[worker.decode(errors="replace")]:
                 logger.warning(
                     "window %s: worker %s stopped beating while transcribing it; sending it again",

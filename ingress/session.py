@@ -22,6 +22,7 @@ from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.protocol import AudioMessage, encode_transcript
 from ingress.vad import SileroVad, VadStream
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
+from service.contracts import ErrorCode
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ class Participant:
                 policy.abandon(plan)
                 # Redis may have lost what was stored (restarted, failed over): store it again.
                 self._context.dispatcher.forget(self._ledger.forget_all())
-                refused = error.code == "unsupported_language"
+                refused = error.code == ErrorCode.UNSUPPORTED_LANGUAGE
                 if refused:
                     # Before any await: audio arriving meanwhile must not start another window.
                     self.refused_language = self.language
@@ -213,7 +214,7 @@ class Participant:
     async def _report(self, error: TranscriptionError) -> None:
         code = (
             status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
-            if error.code == "unsupported_language"
+            if error.code == ErrorCode.UNSUPPORTED_LANGUAGE
             else status.WS_1011_INTERNAL_ERROR
         )
         await self._context.complain(code, error.message, self.id)

@@ -7,7 +7,31 @@ names its window's audio as pieces of them.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ErrorCode(StrEnum):
+    """Why a window got no words: the one spelling of every failure that crosses a process
+    boundary (a worker's `WindowResult`, the ingress's `TranscriptionError`, the worker's metrics).
+    A code this side does not know (a newer worker's, mid-upgrade) makes the result unreadable: it
+    is logged, and its window times out and is sent again."""
+
+    UNSUPPORTED_LANGUAGE = "unsupported_language"
+    """The loaded model cannot serve the window's language (an English-only model)."""
+    TRANSCRIPTION_FAILED = "transcription_failed"
+    """The model or the worker's Redis failed on it."""
+    AUDIO_EXPIRED = "audio_expired"
+    """Its audio was gone from Redis when a worker took it."""
+    WINDOW_ABANDONED = "window_abandoned"
+    """No ingress awaited it any more; not transcribed."""
+    TIMEOUT = "timeout"
+    """No worker answered within TRANSCRIPTION_TIMEOUT_S."""
+    BROKER_UNAVAILABLE = "broker_unavailable"
+    """Redis (or the Celery publish to it) did not answer."""
+    WINDOW_LOST = "window_lost"
+    """Redis lost the window's audio or mark while it waited (restarted, failed over)."""
 
 
 def prefix_head(prefix: str, tail: str) -> str:
@@ -73,6 +97,6 @@ class WindowResult(_Message):
     request_id: str
     words: list[WordTiming] = []
     compute_s: float = 0.0
-    error_code: str | None = None
+    error_code: ErrorCode | None = None
     """Set when the worker could not transcribe the window; `error_message` says why."""
     error_message: str | None = None

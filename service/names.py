@@ -10,6 +10,11 @@ AUDIO_TTL_S = 300
 then expires on its own if nobody deletes it."""
 REPLY_STREAM_TTL_S = 3600
 REPLY_STREAM_MAXLEN = 10_000
+FINAL_PRIORITY = 0
+INTERIM_PRIORITY = 9
+"""Celery priorities of the transcribe queue's messages. With the Redis transport 0 is served first:
+when workers fall behind, windows that make finals (end of speech, flushes, the end of a meeting)
+go before interims, which only refresh a preview."""
 
 
 def audio_key(stream_id: str, number: int) -> str:

@@ -15,11 +15,7 @@ window would run twice, so it stays long: a backstop. Prompt recovery is the ing
 a window whose worker stopped heart-beating (`ingress/dispatch.py`)."""
 
 
-FINAL_PRIORITY = 0
-INTERIM_PRIORITY = 9
-"""With the Redis transport 0 is served first: when workers fall behind, windows that make finals
-(end of speech, flushes, the end of a meeting) go before interims, which only refresh a preview."""
-PRIORITY_STEPS = [FINAL_PRIORITY, INTERIM_PRIORITY]
+PRIORITY_STEPS = [names.FINAL_PRIORITY, names.INTERIM_PRIORITY]
 
 
 def create_celery_app(settings: Settings) -> Celery:

@@ -21,7 +21,7 @@ from celery import Celery, signals
 
 from models.transcriber import Transcriber, Transcription, UnsupportedLanguageError, Window
 from service import names
-from service.contracts import WindowRequest, WindowResult
+from service.contracts import ErrorCode, WindowRequest, WindowResult
 from service.settings import Settings
 from tasks.inbox import Inbox
 from tasks.metrics import WorkerMetrics
@@ -135,11 +135,11 @@ def publish_results(
         pipe.execute()
 
 
-EXPIRED = "audio_expired"
-ABANDONED = "window_abandoned"
 UNAVAILABLE = {
-    EXPIRED: "the window's audio expired before a worker picked it up",
-    ABANDONED: "the ingress no longer awaits this window (answered, failed or gone): not transcribed",
+    ErrorCode.AUDIO_EXPIRED: "the window's audio expired before a worker picked it up",
+    ErrorCode.WINDOW_ABANDONED: (
+        "the ingress no longer awaits this window (answered, failed or gone): not transcribed"
+    ),
 }
 
 
@@ -156,13 +156,13 @@ def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest
     answers: dict[int, Answer] = {}
     ready: list[tuple[int, Window]] = []
     for index, (request, pcm) in enumerate(zip(requests, pcms, strict=True)):
-        if isinstance(pcm, str):
+        if isinstance(pcm, ErrorCode):
             answers[index] = Answer(failure(request, pcm, UNAVAILABLE[pcm]))
             continue
         try:
             resources.transcriber.check_language(request.language)
         except UnsupportedLanguageError as error:
-            answers[index] = Answer(failure(request, "unsupported_language", str(error)))
+            answers[index] = Answer(failure(request, ErrorCode.UNSUPPORTED_LANGUAGE, str(error)))
             continue
         window = Window(
             pcm=pcm,
@@ -185,11 +185,11 @@ def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest
             # told to its participant; the task re-raises it when the window is its own.
             logger.error("window %s failed", request.request_id, exc_info=outcome)
             message = f"{type(outcome).__name__}: {outcome}"
-            answers[index] = Answer(failure(request, "transcription_failed", message), outcome)
+            answers[index] = Answer(failure(request, ErrorCode.TRANSCRIPTION_FAILED, message), outcome)
     return [answers[index] for index in range(len(requests))]
 
 
-def window_audio(client: redis.Redis, requests: list[WindowRequest]) -> list[bytes | str]:
+def window_audio(client: redis.Redis, requests: list[WindowRequest]) -> list[bytes | ErrorCode]:
     """Each window's PCM, its pieces joined, in one round trip for the batch (a key several windows
     share is fetched once); where it cannot be had, the error code of its failure instead."""
     awaited = [names.window_key(request.request_id) for request in requests]
@@ -197,14 +197,14 @@ def window_audio(client: redis.Redis, requests: list[WindowRequest]) -> list[byt
     values = client.mget([*awaited, *keys])
     marks, audio = values[: len(awaited)], values[len(awaited) :]
     stored = {key: value for key, value in zip(keys, audio, strict=True) if isinstance(value, bytes)}
-    pcms: list[bytes | str] = []
+    pcms: list[bytes | ErrorCode] = []
     for request, mark in zip(requests, marks, strict=True):
         if mark is None:
-            pcms.append(ABANDONED)
+            pcms.append(ErrorCode.WINDOW_ABANDONED)
         elif all(piece.key in stored for piece in request.audio):
             pcms.append(b"".join(stored[piece.key][piece.start : piece.end] for piece in request.audio))
         else:
-            pcms.append(EXPIRED)
+            pcms.append(ErrorCode.AUDIO_EXPIRED)
     return pcms
 
 
@@ -229,7 +229,7 @@ def transcribe_windows(
     return outcomes
 
 
-def failure(request: WindowRequest, code: str, message: str) -> WindowResult:
+def failure(request: WindowRequest, code: ErrorCode, message: str) -> WindowResult:
     return WindowResult(request_id=request.request_id, error_code=code, error_message=message)
 
 
@@ -285,7 +285,7 @@ def register_tasks(
             logger.exception("windows %s failed", ", ".join(r.request_id for r in requests))
             message = f"{type(error).__name__}: {error}"
             publish_results(
-                worker.redis, [(r, failure(r, "transcription_failed", message)) for r in requests]
+                worker.redis, [(r, failure(r, ErrorCode.TRANSCRIPTION_FAILED, message)) for r in requests]
             )
             raise
         finally:

@@ -18,7 +18,7 @@ from service import names
 from service.contracts import AudioPiece, WindowRequest
 from service.launcher import EmbeddedRedis
 from service.settings import Settings
-from tasks.celery_app import FINAL_PRIORITY, INTERIM_PRIORITY, create_celery_app
+from tasks.celery_app import create_celery_app
 from tasks.inbox import Inbox
 
 pytestmark = pytest.mark.integration
@@ -66,8 +66,8 @@ def booked(client: redis.Redis) -> tuple[int, int]:
 def test_windows_are_taken_finals_first_then_oldest_first_and_booked_until_acknowledged(
     broker: EmbeddedRedis, app: Celery
 ) -> None:
-    interims = [queue_window(app, INTERIM_PRIORITY) for _ in range(3)]
-    finals = [queue_window(app, FINAL_PRIORITY) for _ in range(2)]
+    interims = [queue_window(app, names.INTERIM_PRIORITY) for _ in range(3)]
+    finals = [queue_window(app, names.FINAL_PRIORITY) for _ in range(2)]
     client = redis.Redis.from_url(broker.url)
     inbox = Inbox(app)
 
@@ -87,7 +87,7 @@ def test_windows_are_taken_finals_first_then_oldest_first_and_booked_until_ackno
 def test_what_a_dead_worker_took_comes_back_after_the_visibility_timeout(
     broker: EmbeddedRedis, app: Celery
 ) -> None:
-    queued = [queue_window(app, FINAL_PRIORITY) for _ in range(3)]
+    queued = [queue_window(app, names.FINAL_PRIORITY) for _ in range(3)]
     inbox = Inbox(app)
     assert len(inbox.take(10)) == 3  # then the worker dies: nothing acknowledged
     options: dict[str, Any] = {**app.conf.broker_transport_options, "visibility_timeout": 0}
@@ -105,9 +105,9 @@ def test_what_a_dead_worker_took_comes_back_after_the_visibility_timeout(
 def test_another_tasks_message_stays_for_celery_and_an_unreadable_window_is_dropped(
     broker: EmbeddedRedis, app: Celery
 ) -> None:
-    app.send_task("some.other_task", args=[1], queue=names.TRANSCRIBE_QUEUE, priority=FINAL_PRIORITY)
+    app.send_task("some.other_task", args=[1], queue=names.TRANSCRIBE_QUEUE, priority=names.FINAL_PRIORITY)
     app.send_task(names.TRANSCRIBE_TASK, args=[{"request_id": "no audio"}], queue=names.TRANSCRIBE_QUEUE)
-    readable = queue_window(app, FINAL_PRIORITY)
+    readable = queue_window(app, names.FINAL_PRIORITY)
     client = redis.Redis.from_url(broker.url)
     client.lpush(names.TRANSCRIBE_QUEUE, b"not json at all")
     inbox = Inbox(app)
@@ -136,7 +136,7 @@ def test_a_broker_that_fails_gives_no_waiting_windows_and_the_inbox_reconnects(
 
     restarted = EmbeddedRedis(port=port)
     try:
-        queued = queue_window(app, FINAL_PRIORITY)
+        queued = queue_window(app, names.FINAL_PRIORITY)
         assert [window.request.request_id for window in inbox.take(10)] == [queued]
     finally:
         inbox.close()

@@ -19,7 +19,7 @@ from service import names
 from service.audio import BYTES_PER_SECOND
 from service.contracts import AudioPiece, WindowRequest, WindowResult
 from service.settings import Settings
-from tasks.celery_app import FINAL_PRIORITY, INTERIM_PRIORITY, create_celery_app
+from tasks.celery_app import create_celery_app
 from tests.integration.conftest import Service
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def send_together(
                 names.TRANSCRIBE_TASK,
                 args=[request.model_dump()],
                 queue=names.TRANSCRIBE_QUEUE,
-                priority=priorities[n] if priorities else FINAL_PRIORITY,
+                priority=priorities[n] if priorities else names.FINAL_PRIORITY,
             )
     results: dict[str, WindowResult] = {}
     streams: dict[Any, Any] = {request.reply_to: "0-0" for request in requests}
@@ -152,7 +152,7 @@ def test_finals_go_before_interims_queued_earlier(service: Service, speech: Call
     final is in the first batch and one interim waits for the second."""
     stream = f"test-priority:{uuid.uuid4().hex}"
     windows = [("en", cut(speech("jfk_ask_not"), start, 3.0), stream) for start in (0.0, 1.0, 2.0, 3.0, 4.0)]
-    priorities = [INTERIM_PRIORITY] * 4 + [FINAL_PRIORITY]
+    priorities = [names.INTERIM_PRIORITY] * 4 + [names.FINAL_PRIORITY]
     arrival: list[str] = []
 
     results = send_together(service, windows, priorities, arrival)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.contracts import WindowRequest, prefix_head
+from service.contracts import ErrorCode, WindowRequest, WindowResult, prefix_head
 
 pytestmark = pytest.mark.unit
 
@@ -48,3 +48,19 @@ def test_the_prefix_without_its_tail_is_what_comes_before_the_tail() -> None:
     assert prefix_head(" for you. ", "for you.") == ""
     with pytest.raises(ValueError, match="does not end the prefix"):
         prefix_head("Ask not what your country can do for you.", "your country")
+
+
+def test_an_error_code_crosses_the_boundary_as_the_same_json_string() -> None:
+    failed = WindowResult(request_id="r1", error_code=ErrorCode.AUDIO_EXPIRED, error_message="gone")
+
+    text = failed.model_dump_json()
+
+    assert '"error_code":"audio_expired"' in text
+    back = WindowResult.model_validate_json(text)
+    assert back.error_code is ErrorCode.AUDIO_EXPIRED and back.error_code == "audio_expired"
+    assert WindowResult.model_validate_json('{"request_id": "r2"}').error_code is None
+
+
+def test_an_unknown_error_code_is_refused() -> None:
+    with pytest.raises(ValidationError, match="error_code"):
+        WindowResult.model_validate_json('{"request_id": "r1", "error_code": "gremlins"}')
