@@ -130,8 +130,8 @@ class Dispatcher:
 
     async def live_workers(self) -> int:
         """Worker processes whose heartbeat key exists; raises Redis errors when Redis does not answer."""
-        await self._redis.ping()
-        return len([key async for key in self._redis.scan_iter(match=names.worker_heartbeat_pattern())])
+        seconds, _microseconds = await self._redis.time()
+        return int(await self._redis.zcount(names.READY_WORKERS, f"({seconds}", "+inf"))
 
     async def transcribe(
         self,

@@ -283,9 +283,14 @@ class LocalStack:
     def wait_for_workers(self, count: int, timeout_s: float = START_TIMEOUT_S) -> None:
         """Until `count` worker processes have loaded their model and say so in Redis."""
         client = redis.Redis.from_url(self.redis_url)
+
+        def ready() -> int:  # as /readyz counts them
+            seconds, _microseconds = client.time()
+            return int(client.zcount(names.READY_WORKERS, f"({seconds}", "+inf"))
+
         try:
             self._until(
-                lambda: len(list(client.scan_iter(match=names.worker_heartbeat_pattern()))) >= count,
+                lambda: ready() >= count,
                 timeout_s,
                 f"{count} worker(s) with a loaded model",
             )

@@ -59,5 +59,7 @@ def worker_heartbeat_key(worker_id: str) -> str:
     return f"{PREFIX}:workers:{worker_id}"
 
 
-def worker_heartbeat_pattern() -> str:
-    return f"{PREFIX}:workers:*"
+READY_WORKERS = f"{PREFIX}:ready-workers"
+"""Sorted set of the worker processes whose model is loaded, each scored with the Redis time (in
+seconds) its heartbeat expires at: /readyz and the launcher count the members still alive instead of
+scanning the keyspace for heartbeat keys."""

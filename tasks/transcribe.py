@@ -96,9 +96,25 @@ def start_heartbeat(client: redis.Redis, worker_id: str) -> threading.Thread:
     return thread
 
 
-def announce(client: redis.Redis, worker_id: str) -> None:
-    """One heartbeat (`client` may be a pipeline)."""
-    client.set(names.worker_heartbeat_key(worker_id), "ready", ex=names.WORKER_HEARTBEAT_TTL_S)
+ANNOUNCE_SCRIPT = """
+-- KEYS: this worker's heartbeat key, the set of ready workers. ARGV: worker id, time to live (s).
+-- Scored in Redis's own clock, so the workers' and the ingresses' clocks never need to agree.
+local now = tonumber(redis.call('TIME')[1])
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], 'ready', 'EX', ttl)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
+redis.call('EXPIRE', KEYS[2], ttl)
+return 1
+"""
+
+
+def announce(client: redis.Redis, worker_id: str, ttl_s: int = names.WORKER_HEARTBEAT_TTL_S) -> None:
+    """One heartbeat (`client` may be a pipeline): the worker's own key, which the ingress looks at
+    for the windows it claimed, and its place in the set of ready workers, which /readyz counts."""
+    client.eval(
+        ANNOUNCE_SCRIPT, 2, names.worker_heartbeat_key(worker_id), names.READY_WORKERS, worker_id, ttl_s
+    )
 
 
 def claim(client: redis.Redis, request_ids: list[str], worker_id: str) -> None:

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from service import names
 from service.launcher import free_port
+from tasks.transcribe import announce
 from tests.integration.conftest import Service
 
 pytestmark = pytest.mark.integration
@@ -30,6 +31,12 @@ def get(url: str) -> tuple[int, str]:
     except urllib.error.HTTPError as error:
         with error:
             return error.code, error.read().decode()
+
+
+def ready(base: str) -> dict[str, Any]:
+    code, body = get(base + "/readyz")
+    assert code == 200, body
+    return dict(json.loads(body))
 
 
 def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float:
@@ -64,6 +71,24 @@ def test_not_ready_where_no_worker_beats(service: Service) -> None:
 
     assert code == 503
     assert body == {"status": "unavailable", "reason": "no worker alive"}
+
+
+def test_a_worker_whose_heartbeat_stops_is_no_longer_counted(service: Service) -> None:
+    db_url = service.stack.redis_url.rsplit("/", 1)[0] + f"/{EMPTY_DB + 1}"
+    client = redis.Redis.from_url(db_url)
+    client.flushdb()
+    base = service.stack.start_ingress("ingress-heartbeats", free_port(), {"REDIS_URL": db_url})
+    try:
+        announce(client, "gone-soon", ttl_s=2)
+        announce(client, "still-here", ttl_s=60)
+        assert ready(base) == {"status": "ready", "workers": 2}
+        time.sleep(3.1)  # past the first one's heartbeat, in Redis's whole seconds
+        assert ready(base) == {"status": "ready", "workers": 1}
+        announce(client, "still-here", ttl_s=60)  # a beat prunes the set: expired members leave it
+        assert client.zrange(names.READY_WORKERS, 0, -1) == [b"still-here"]
+    finally:
+        service.stack.stop_process("ingress-heartbeats")
+        client.flushdb()
 
 
 def test_not_ready_without_redis(service: Service) -> None:
