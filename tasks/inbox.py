@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 from kombu import Connection
+from kombu.exceptions import OperationalError
 from pydantic import ValidationError
 
 from service import names
@@ -131,7 +133,13 @@ class Inbox:
     def _connect(self) -> Connection:
         if self._connection is None:
             self._connection = self._app.connection_for_read()
-            self._errors = (*self._connection.connection_errors, *self._connection.channel_errors)
+            # kombu raises OperationalError when it cannot (re)connect at all, the transport's own
+            # errors when a connection it had fails.
+            self._errors = (
+                OperationalError,
+                *self._connection.connection_errors,
+                *self._connection.channel_errors,
+            )
         return self._connection
 
     def _read(self, channel: Any, raw: bytes) -> Taken | None:
@@ -147,7 +155,7 @@ class Inbox:
         if headers.get("task") != names.TRANSCRIBE_TASK:
             # Not a transcribe_window message of Celery's protocol 2: Celery's own consumer runs it.
             logger.warning("left a message of task %r in the queue for Celery", headers.get("task"))
-            channel.qos.restore_by_tag(tag, leftmost=True)
+            self._settle(lambda: channel.qos.restore_by_tag(tag, leftmost=True))
             return None
         try:
             args, _kwargs, _embed = channel.Message(payload, channel=channel).decode()
@@ -155,8 +163,18 @@ class Inbox:
         except (ValueError, TypeError, IndexError, ValidationError):
             # Celery would fail such a task (and acknowledge it): nobody can transcribe it.
             logger.error("dropped an unreadable transcribe_window message %s", headers.get("id"))
-            forget(channel, [tag])
+            self._settle(lambda: forget(channel, [tag]))
             return None
+
+    def _settle(self, step: Callable[[], object]) -> None:
+        """Give back or drop a message that is not a window. When the broker fails meanwhile, the
+        windows already taken go on: the message stays booked, and kombu's visibility timeout
+        returns it to the queue, where Celery's consumer (or this, again) deals with it."""
+        try:
+            step()
+        except self._errors as error:
+            logger.warning("could not settle a message that is not a window: %s", error)
+            self.close()
 
 
 def forget(channel: Any, tags: list[str]) -> None:

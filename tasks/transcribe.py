@@ -104,7 +104,8 @@ local ttl = tonumber(ARGV[2])
 redis.call('SET', KEYS[1], 'ready', 'EX', ttl)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZADD', KEYS[2], now + ttl, ARGV[1])
-redis.call('EXPIRE', KEYS[2], ttl)
+-- The set outlives its longest heartbeat, never shortened by a beat with a shorter one.
+if redis.call('TTL', KEYS[2]) < ttl then redis.call('EXPIRE', KEYS[2], ttl) end
 return 1
 """
 

@@ -79,8 +79,8 @@ def test_a_worker_whose_heartbeat_stops_is_no_longer_counted(service: Service) -
     client.flushdb()
     base = service.stack.start_ingress("ingress-heartbeats", free_port(), {"REDIS_URL": db_url})
     try:
-        announce(client, "gone-soon", ttl_s=2)
         announce(client, "still-here", ttl_s=60)
+        announce(client, "gone-soon", ttl_s=2)  # a shorter beat after it must not cut the set short
         assert ready(base) == {"status": "ready", "workers": 2}
         time.sleep(3.1)  # past the first one's heartbeat, in Redis's whole seconds
         assert ready(base) == {"status": "ready", "workers": 1}
