@@ -7,6 +7,7 @@ FROM python:3.11-slim AS app
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service service
+COPY streaming streaming
 COPY ingress ingress
 COPY tasks tasks
 COPY models models

@@ -23,13 +23,15 @@ from typing import Any
 from bench.finals import final_shapes
 from bench.metrics import Message, TimedWord, count_errors, first_appearance_latencies, percentile
 from bench.run import non_negative_seconds, offline_transcript
-from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.vad import SileroVad
 from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.languages import ENGLISH
 from service.pcm_files import read_pcm
 from service.settings import Settings
+from streaming.config import PolicyConfig
+from streaming.participant import ParticipantPolicy
+from streaming.utterances import Transcript
 
 CHUNK_SAMPLES = 16_384
 

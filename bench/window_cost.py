@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 
 from bench.corpus import REPO_CORPUS
-from ingress.policy import PolicyConfig
 from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.pcm_files import read_pcm
 from service.settings import Settings
+from streaming.config import PolicyConfig
 
 DEFAULT_FILE = str(REPO_CORPUS / "longform_lj003_newgate_amateur.flac")
 CONTINUED_TAIL_WORDS = PolicyConfig().context_tail_words

@@ -1,5 +1,5 @@
 """One meeting's websocket: its participants, each driven by its own task so a slow one never
-stalls the others. The streaming decisions live in `policy.py`; this module does the I/O around
+stalls the others. The streaming decisions live in `streaming/`; this module does the I/O around
 them (VAD in a thread, windows to the dispatcher, transcripts to the socket)."""
 
 from __future__ import annotations
@@ -18,12 +18,14 @@ from ingress.audio_ledger import AudioLedger
 from ingress.dispatch import Dispatcher, TranscriptionError
 from ingress.limits import Cooldown, TokenBucket
 from ingress.metrics import Metrics
-from ingress.policy import ParticipantPolicy, PolicyConfig, Transcript
 from ingress.protocol import AudioMessage, encode_transcript
 from ingress.vad import SileroVad, VadStream
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.contracts import ErrorCode
 from service.settings import Settings
+from streaming.config import PolicyConfig
+from streaming.participant import ParticipantPolicy
+from streaming.utterances import Transcript
 
 logger = logging.getLogger(__name__)
 
@@ -49,15 +51,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def policy_config(settings: Settings) -> PolicyConfig:
-    return PolicyConfig(
-        flush_interval_s=settings.flush_interval_s,
-        min_probability=settings.whisper_min_probability,
-        max_prompt_finals=settings.whisper_max_finals_in_initial_prompt,
-        return_audio=settings.whisper_return_transcribed_audio,
-    )
-
-
 @dataclass(frozen=True)
 class SessionContext:
     meeting_id: str
@@ -80,7 +73,7 @@ class Participant:
         self.language = language
         self.refused_language: str | None = None
         self._context = context
-        self._policy = ParticipantPolicy(policy_config(context.settings))
+        self._policy = ParticipantPolicy(PolicyConfig.from_settings(context.settings))
         self._vad: VadStream = context.vad.new_stream()
         self._ledger = AudioLedger(uuid.uuid4().hex)
         """What of this participant's audio Redis holds for its windows."""

@@ -9,7 +9,7 @@ import pytest
 from bench.metrics import Message
 from bench.run import non_negative_seconds
 from bench.simulate import Replay
-from ingress.policy import Transcript
+from streaming.utterances import Transcript
 
 pytestmark = pytest.mark.unit
 

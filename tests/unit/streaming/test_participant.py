@@ -14,21 +14,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from ingress.policy import (
-    ParticipantPolicy,
-    PolicyConfig,
-    Transcript,
-    WindowPlan,
-    Word,
-    agreed_prefix,
-    join_words,
-    keep_surer_earlier_words,
-    new_uuid7,
-    normalize_word,
-    split_sentences,
-)
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
+from streaming.agreement import agreed_prefix, keep_surer_earlier_words
+from streaming.config import PolicyConfig
+from streaming.participant import ParticipantPolicy, WindowPlan
+from streaming.utterances import Transcript, new_uuid7
+from streaming.words import Word, join_words, normalize_word, split_sentences
 
 pytestmark = pytest.mark.unit
 
@@ -259,9 +251,10 @@ def test_long_silence_keeps_no_bookkeeping_per_chunk() -> None:
     session.play(until_s=600)
 
     # Memory: none of the buffers that follow the audio grows with the length of a silence.
-    assert len(session.policy._audio) <= samples(1.0) * SAMPLE_WIDTH_BYTES
-    assert len(session.policy._frame_probs) <= 2 * BROWSER_CHUNK_FRAMES
-    assert len(session.policy._arrivals) <= 2
+    held = session.policy.buffer.held()
+    assert held.audio_bytes <= samples(1.0) * SAMPLE_WIDTH_BYTES
+    assert held.vad_frames <= 2 * BROWSER_CHUNK_FRAMES
+    assert held.chunk_arrivals <= 2
 
 
 def test_a_blip_too_short_for_speech_is_forgotten() -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ingress.policy import ParticipantPolicy, PolicyConfig
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
+from streaming.config import PolicyConfig
+from streaming.participant import ParticipantPolicy
 
 pytestmark = pytest.mark.unit
 
