@@ -7,8 +7,10 @@ Modules, each with one job:
 - `buffer`: the pending audio and the VAD's frames; every unit conversion.
 - `agreement`: what two hypotheses share, and the committed words a window hears again.
 - `cuts`: where an interim hypothesis may be cut, and where in the audio the cut goes.
+- `hearing`: a hypothesis held against the VAD (real words, stopped or skipped speech, pauses).
 - `history`: the recent finals (prompt, context audio, the committed tail).
 - `utterances`: committed pieces into utterances, their ids, interims and finals.
+- `window`: `WindowPlan`, what a worker is asked to transcribe.
 - `participant`: `ParticipantPolicy`, the facade a driver calls (`add_audio`, `end`, `advance`,
   `apply`, `abandon`).
 

@@ -5,39 +5,18 @@ the utterances together; the package's docstring says how it behaves."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
-from streaming.agreement import agreed_prefix, keep_surer_earlier_words, without_overlap
+from streaming.agreement import agreed_prefix, keep_surer_earlier_words
 from streaming.buffer import StreamBuffer
 from streaming.config import PolicyConfig
 from streaming.cuts import choose_cut, cut_sample
+from streaming.hearing import Hearing
 from streaming.history import FinalsHistory, PastFinal
 from streaming.utterances import CommittedPiece, Transcript, Utterances, ends_utterance, new_uuid7
-from streaming.words import Word, join_words, normalize_word, split_sentences
-
-
-@dataclass(frozen=True)
-class WindowPlan:
-    """A window to transcribe: samples [start, end) of the participant's stream."""
-
-    start: int
-    end: int
-    final: bool
-    prompt: str
-    pcm: bytes
-    """The window's audio: `context_samples` of committed audio, then samples [start, end)."""
-    prefix: str = ""
-    """Text of the committed audio the window starts with."""
-    context_samples: int = 0
-    prefix_tail: str = ""
-    """The prefix's last words (`context_tail_words`), whose audio starts `prefix_tail_samples`
-    into the window's."""
-    prefix_tail_samples: int = 0
-    spans: tuple[tuple[int, int], ...] = ()
-    """Samples of the stream `pcm` holds, one stretch after another: each context final's, then
-    [start, end)."""
+from streaming.window import WindowPlan
+from streaming.words import Word, join_words, split_sentences
 
 
 class ParticipantPolicy:
@@ -47,6 +26,7 @@ class ParticipantPolicy:
         self.config = config
         self.buffer = StreamBuffer(config, sample_rate)
         self._history = FinalsHistory(config.max_prompt_finals)
+        self._hearing = Hearing(self.buffer, self._history, config)
         self._utterances = Utterances(
             config, new_id, lambda seconds: self.buffer.wall_ms(self.buffer.samples(seconds))
         )
@@ -142,8 +122,10 @@ class ParticipantPolicy:
         if self._in_flight != plan:
             raise ValueError("apply() takes the result of the window in flight, in order")
         self._in_flight = None
-        words = self._to_stream_words(plan, window_words)
-        stalled = self._stalled(plan, words)
+        words = self._hearing.stream_words(
+            window_words, plan.start, plan.end, plan.context_samples, plan.final
+        )
+        stalled = self._hearing.stalled(words, plan.end)
         if plan.final:
             return self._apply_final(plan, words, stalled)
         return self._apply_interim(plan, words, stalled)
@@ -206,7 +188,7 @@ class ParticipantPolicy:
         unsure = bool(self._hypothesis) and self._hypothesis[-1].probability < self.config.min_probability
         # A hypothesis that stopped well before the speech did (its last words came back from a
         # window that ended early) has not heard it all, whatever its window's end.
-        stopped = self._speech_after(self._hypothesis, end) >= self.config.unheard_speech_s
+        stopped = self._hearing.stopped_early(self._hypothesis, end)
         if self._hypothesis_heard_until < speech_end or unsure or stopped:
             return []
         speech_end_s = self.buffer.seconds(speech_end)
@@ -253,7 +235,7 @@ class ParticipantPolicy:
         # A final window that stopped well before the speech did ("Ask" of "Ask what you can
         # do for your country", then nothing at all with "Ask" as context) is heard again at
         # once without context and prompt: never committed over.
-        stopped = self._speech_after(words, plan.end) >= self.config.unheard_speech_s
+        stopped = self._hearing.stopped_early(words, plan.end)
         retry = (stalled or stopped) and bool(plan.context_samples or plan.prompt)
         self._context_paused = retry
         if retry:
@@ -262,7 +244,7 @@ class ParticipantPolicy:
         if self.config.final_keeps_surer_words:
             words = keep_surer_earlier_words(self._hypothesis, words)
         self._set_hypothesis([], [])
-        until = self._final_cut(words, plan)
+        until = self._hearing.final_cut(words, plan.end)
         # Speech left after the cut is transcribed by the next final window: the utterance
         # goes on until then.
         return self._commit(words, until_sample=until, end_of_speech=until == plan.end)
@@ -272,7 +254,7 @@ class ParticipantPolicy:
         # its first word (after "This" as context, Whisper went on with the next sentence) commits
         # nothing, unless it is past `hard_window_s` (windows stay bounded): its words would commit
         # over that speech.
-        skipped = self._skipped_start(words)
+        skipped = self._hearing.skipped_start(words)
         retry = (stalled or skipped) and bool(plan.context_samples or plan.prompt)
         self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
@@ -304,58 +286,6 @@ class ParticipantPolicy:
             out.append(interim)
         return out
 
-    def _stalled(self, plan: WindowPlan, words: Sequence[Word]) -> bool:
-        """Whether a window came back with far fewer words than the speech the VAD heard in it."""
-        if not self.config.stalled_words_per_s:
-            return False
-        speech_s = self.buffer.speech_seconds_between(0, plan.end)
-        if speech_s < self.config.stalled_min_speech_s:
-            return False
-        return len(words) < self.config.stalled_words_per_s * speech_s
-
-    def _final_cut(self, words: list[Word], plan: WindowPlan) -> int:
-        """Where a final window's commit ends: at its end, unless the VAD heard a long stretch of
-        speech after its last word (Whisper stopped early, or a decoding loop was cut off there):
-        that audio stays pending, and the next final window transcribes it."""
-        if not words or self._speech_after(words, plan.end) < self.config.unheard_speech_s:
-            return plan.end
-        return min(
-            plan.end, self.buffer.samples(words[-1].end) + self.buffer.samples(self.config.final_tail_s)
-        )
-
-    def _skipped_start(self, words: Sequence[Word]) -> bool:
-        """Whether the VAD heard `unheard_speech_s` of pending speech before the first word."""
-        if not words:
-            return False
-        before = self.buffer.speech_seconds_between(
-            self.buffer.pending_start, self.buffer.samples(words[0].start)
-        )
-        return before >= self.config.unheard_speech_s
-
-    def _speech_after(self, words: Sequence[Word], end: int) -> float:
-        """Seconds of pending speech (by the VAD) after the last of `words` and before `end`: all
-        of it when there are no words."""
-        last_end = self.buffer.samples(words[-1].end) if words else 0
-        return self.buffer.speech_seconds_between(last_end, end)
-
-    def _to_stream_words(self, plan: WindowPlan, window_words: Sequence[WordTiming]) -> list[Word]:
-        """Window-relative words to stream time, without those of the overlap already committed."""
-        buffer = self.buffer
-        offset = buffer.seconds(plan.start - plan.context_samples)
-        limit = buffer.seconds(plan.end)
-        # In a final window nothing real starts after the speech the VAD heard: a word there is
-        # Whisper continuing into the silence ("... analogous duties. Thanks.").
-        speech_end_s = buffer.seconds(buffer.last_speech_end(plan.end)) if plan.final else limit
-        words = []
-        for word in window_words:
-            if not normalize_word(word.text):
-                continue  # a lone "." or "...": nothing a reader needs, and it made ". ." finals
-            start = min(offset + max(word.start, 0.0), limit)
-            end = min(max(offset + word.end, start), limit)
-            if start < speech_end_s and buffer.heard_speech(start, end):
-                words.append(Word(word.text, start, end, word.probability))
-        return without_overlap(words, self._history.committed_tail, buffer.seconds(buffer.committed_until))
-
     def _set_hypothesis(self, words: list[Word], heard: list[int]) -> None:
         self._hypothesis, self._heard = words, heard
 
@@ -381,7 +311,9 @@ class ParticipantPolicy:
         once it is too long. `following`: the first word heard after the cut, if any."""
         buffer, config = self.buffer, self.config
         followers = [*words[1:], following][: len(words)]
-        pauses = [self._pause_between(word, after) for word, after in zip(words, followers, strict=True)]
+        pauses = [
+            self._hearing.pause_between(word, after) for word, after in zip(words, followers, strict=True)
+        ]
         # A piece ends wherever an utterance may: the utterance ends there if the speaker paused.
         stops = {n for n, word in enumerate(words) if ends_utterance(word, pauses[n], config)}
         pieces = split_sentences(words, breaks=stops)
@@ -409,16 +341,3 @@ class ParticipantPolicy:
         if trim:
             self._trim_committed()
         return out
-
-    def _pause_between(self, last: Word, following: Word | None) -> float:
-        """Silence between two words: the gap between their times, or the longest run of frames
-        the VAD scored as non-speech between their middles (Whisper often stretches a word over
-        the pause after it). No word heard after `last` yet (a final window's last word): 0, as
-        the end of speech sends the utterance anyway."""
-        if following is None:
-            return 0.0
-        gap = max(0.0, following.start - last.end)
-        quiet = self.buffer.longest_quiet_seconds(
-            (last.start + last.end) / 2, (following.start + following.end) / 2
-        )
-        return max(gap, quiet)

@@ -18,8 +18,9 @@ from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
 from streaming.agreement import agreed_prefix, keep_surer_earlier_words
 from streaming.config import PolicyConfig
-from streaming.participant import ParticipantPolicy, WindowPlan
+from streaming.participant import ParticipantPolicy
 from streaming.utterances import Transcript, new_uuid7
+from streaming.window import WindowPlan
 from streaming.words import Word, join_words, normalize_word, split_sentences
 
 pytestmark = pytest.mark.unit
