@@ -14,8 +14,10 @@ seconds of leading silence.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,12 +28,15 @@ from bench.run import non_negative_seconds, offline_transcript
 from ingress.vad import SileroVad
 from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
+from service.contracts import WordTiming
 from service.languages import ENGLISH
 from service.pcm_files import read_pcm
 from service.settings import Settings
 from streaming.config import PolicyConfig
+from streaming.driver import WindowFailed, drive
 from streaming.participant import ParticipantPolicy
 from streaming.utterances import Transcript
+from streaming.window import WindowPlan
 
 CHUNK_SAMPLES = 16_384
 
@@ -56,6 +61,98 @@ class Replay:
         return [Message(emitted, t.kind, t.utterance_id, t.text) for emitted, t in self.transcripts]
 
 
+class SimulatedIO:
+    """The driver's surroundings on a simulated clock: chunks land when the loop next looks at the
+    policy after their arrival time (a chunk that arrives during a model call joins the next
+    window), a model call occupies the clock for its compute time, and waits poll every 50 ms."""
+
+    def __init__(
+        self,
+        policy: ParticipantPolicy,
+        chunks: list[bytes],
+        transcriber: Transcriber,
+        language: str,
+        verbose: bool,
+        speed: float,
+        fixed_compute_s: float | None,
+    ) -> None:
+        self._policy = policy
+        self._vad = SileroVad().new_stream()
+        self._chunks = chunks
+        self._transcriber = transcriber
+        self._language = language
+        self._verbose = verbose
+        self._speed = speed
+        self._fixed_compute_s = fixed_compute_s
+        self._next_chunk = 0
+        self._clock = 0.0
+        self._applying = False
+        self.out = Replay(sent_at=[self._arrival_s(index) for index in range(len(chunks))])
+
+    def _arrival_s(self, index: int) -> float:
+        return (index + 1) * CHUNK_SAMPLES / SAMPLE_RATE / self._speed
+
+    def now_ms(self) -> int:
+        return int(self._clock * 1000)
+
+    def forget_news(self) -> None:
+        """Deliver every chunk that has arrived by now; the last one ends the meeting."""
+        self._applying = False
+        while (
+            self._next_chunk < len(self._chunks) and self._arrival_s(self._next_chunk) <= self._clock + 1e-9
+        ):
+            chunk = self._chunks[self._next_chunk]
+            arrival_ms = int(self._arrival_s(self._next_chunk) * 1000)
+            self._policy.add_audio(chunk, self._vad.process(pcm_to_float32(chunk)), arrival_ms)
+            self._next_chunk += 1
+        if self._next_chunk == len(self._chunks) and not self._policy.ended:
+            self._policy.end()
+
+    async def wait_for_news(self, timeout_s: float | None) -> None:
+        self._clock = min(self._clock + 0.05, self._arrival_s(self._next_chunk))
+
+    async def sleep(self, seconds: float) -> None:
+        self._clock += seconds
+
+    async def transcribe(self, plan: WindowPlan) -> Sequence[WordTiming]:
+        started = time.perf_counter()
+        window = Window(
+            plan.pcm,
+            self._language,
+            plan.prompt,
+            plan.prefix,
+            plan.prefix_tail,
+            plan.prefix_tail_samples / SAMPLE_RATE,
+        )
+        result = self._transcriber.transcribe_batch([window])[0]
+        spent = time.perf_counter() - started
+        self.out.calls += 1
+        self.out.compute_s += spent
+        # A fixed simulated cost makes runs comparable on a busy machine (the policy's decisions
+        # depend on how long each call takes).
+        self._clock += spent if self._fixed_compute_s is None else self._fixed_compute_s
+        if self._verbose:
+            words = "".join(w.text for w in result.words)
+            print(
+                f"{self._clock:7.2f}s {'FINAL' if plan.final else 'plan '} "
+                f"[{plan.start / SAMPLE_RATE:6.2f}-{plan.end / SAMPLE_RATE:6.2f}] {words!r}"
+            )
+        self._applying = True
+        return result.words
+
+    async def emit(self, transcript: Transcript) -> None:
+        self.out.transcripts.append((self._clock, transcript))
+        if not self._verbose:
+            return
+        if not self._applying:
+            print(f"{self._clock:7.2f}s settled without a call -> final {transcript.text!r}")
+        elif transcript.kind == "final":
+            print(f"          -> final {transcript.text!r}")
+
+    async def report(self, failure: WindowFailed) -> None:
+        raise failure  # the model runs in this process: a failure here is a bug to see
+
+
 def replay(
     pcm: bytes,
     transcriber: Transcriber,
@@ -65,67 +162,12 @@ def replay(
     speed: float = 1.0,
     fixed_compute_s: float | None = None,
 ) -> Replay:
-    vad = SileroVad().new_stream()
     policy = ParticipantPolicy(config)
-    out = Replay()
     step = CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES
     chunks = [pcm[i : i + step] for i in range(0, len(pcm), step)]
-
-    def arrival_s(index: int) -> float:
-        return (index + 1) * CHUNK_SAMPLES / SAMPLE_RATE / speed
-
-    out.sent_at = [arrival_s(index) for index in range(len(chunks))]
-
-    clock = 0.0
-    busy_until = 0.0
-    next_chunk = 0
-    while next_chunk < len(chunks) or policy.has_pending_speech():
-        # Deliver every chunk that has arrived by now.
-        while next_chunk < len(chunks) and arrival_s(next_chunk) <= clock + 1e-9:
-            chunk = chunks[next_chunk]
-            arrival_ms = int(arrival_s(next_chunk) * 1000)
-            policy.add_audio(chunk, vad.process(pcm_to_float32(chunk)), arrival_ms)
-            next_chunk += 1
-        if next_chunk == len(chunks) and not policy.ended:
-            policy.end()
-        settled, plan = policy.advance(int(clock * 1000)) if clock >= busy_until else ([], None)
-        for transcript in settled:
-            out.transcripts.append((clock, transcript))
-            if verbose:
-                print(f"{clock:7.2f}s settled without a call -> final {transcript.text!r}")
-        if plan is None:
-            if next_chunk == len(chunks) and not policy.in_flight and clock >= busy_until:
-                break
-            clock = max(busy_until, min(clock + 0.05, arrival_s(next_chunk)))
-            continue
-        started = time.perf_counter()
-        window = Window(
-            plan.pcm,
-            language,
-            plan.prompt,
-            plan.prefix,
-            plan.prefix_tail,
-            plan.prefix_tail_samples / SAMPLE_RATE,
-        )
-        result = transcriber.transcribe_batch([window])[0]
-        spent = time.perf_counter() - started
-        out.calls += 1
-        out.compute_s += spent
-        # A fixed simulated cost makes runs comparable on a busy machine (the policy's decisions
-        # depend on how long each call takes).
-        busy_until = clock + (spent if fixed_compute_s is None else fixed_compute_s)
-        clock = busy_until
-        if verbose:
-            words = "".join(w.text for w in result.words)
-            print(
-                f"{clock:7.2f}s {'FINAL' if plan.final else 'plan '} "
-                f"[{plan.start / SAMPLE_RATE:6.2f}-{plan.end / SAMPLE_RATE:6.2f}] {words!r}"
-            )
-        for transcript in policy.apply(plan, result.words):
-            out.transcripts.append((clock, transcript))
-            if verbose and transcript.kind == "final":
-                print(f"          -> final {transcript.text!r}")
-    return out
+    io = SimulatedIO(policy, chunks, transcriber, language, verbose, speed, fixed_compute_s)
+    asyncio.run(drive(policy, io))
+    return io.out
 
 
 def policy_config(overrides: list[str]) -> PolicyConfig:

@@ -40,6 +40,7 @@ from ingress.metrics import Metrics
 from service import names
 from service.audio import BYTES_PER_SECOND
 from service.contracts import ErrorCode, WindowRequest, WindowResult
+from streaming.driver import WindowFailed
 
 logger = logging.getLogger(__name__)
 
@@ -71,11 +72,16 @@ def connect_redis(url: str, max_connections: int, pool_timeout_s: float) -> aior
     return aioredis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
-class TranscriptionError(Exception):
+class TranscriptionError(WindowFailed):
+    """A window's failure as the workers or Redis reported it; permanent when the loaded model
+    cannot serve the participant's language."""
+
     def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+        super().__init__(message, permanent=code == ErrorCode.UNSUPPORTED_LANGUAGE)
         self.code = code
-        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
 
 
 @dataclass

@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from starlette import status
@@ -21,19 +21,16 @@ from ingress.metrics import Metrics
 from ingress.protocol import AudioMessage, encode_transcript
 from ingress.vad import SileroVad, VadStream
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
-from service.contracts import ErrorCode
+from service.contracts import WordTiming
 from service.settings import Settings
 from streaming.config import PolicyConfig
+from streaming.driver import WindowFailed, drive
 from streaming.participant import ParticipantPolicy
 from streaming.utterances import Transcript
+from streaming.window import WindowPlan
 
 logger = logging.getLogger(__name__)
 
-RETRY_DELAY_S = 1.0
-"""After a failed window, wait this long before trying the (still kept) audio again; the wait
-doubles with each failure in a row, up to `MAX_RETRY_DELAY_S`, so an outage (Redis down, every
-worker gone) costs each participant a few error messages, not one a second."""
-MAX_RETRY_DELAY_S = 4.0
 COMPLAINT_INTERVAL_S = 5.0
 """A participant hears about refused audio at most this often, not once per message."""
 DROP_STEP_S = 10.0
@@ -137,82 +134,66 @@ class Participant:
 
     async def _drive(self) -> None:
         try:
-            await self._drive_windows()
+            await drive(self._policy, self)
         finally:
             # Ended, closed or crashed: no window of this participant needs its stored audio.
             self._context.dispatcher.forget(self._ledger.forget_all())
 
-    async def _drive_windows(self) -> None:
-        """Plan a window, await its result, apply it; sleep until new audio or the flush deadline."""
-        policy = self._policy
-        retry_delay_s = RETRY_DELAY_S
-        while True:
-            self._wake.clear()
-            settled, plan = policy.advance(now_ms())
-            for transcript in settled:
-                await self._send(transcript)
-            if plan is None:
-                if policy.ended:
-                    return
-                # On timeout the flush deadline has passed: next_window() then plans a final.
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), policy.seconds_until_flush(now_ms()))
-                continue
-            settings = self._context.settings
-            audio = self._ledger.place(plan.spans, plan.pcm, policy.oldest_needed)
-            try:
-                result = await self._context.dispatcher.transcribe(
-                    audio,
-                    self.language,
-                    plan.prompt,
-                    settings.transcription_timeout_s,
-                    final=plan.final,
-                    prefix=plan.prefix,
-                    prefix_tail=plan.prefix_tail,
-                    prefix_tail_s=plan.prefix_tail_samples / SAMPLE_RATE,
-                )
-            except TranscriptionError as error:
-                policy.abandon(plan)
-                # Redis may have lost what was stored (restarted, failed over): store it again.
-                self._context.dispatcher.forget(self._ledger.forget_all())
-                refused = error.code == ErrorCode.UNSUPPORTED_LANGUAGE
-                if refused:
-                    # Before any await: audio arriving meanwhile must not start another window.
-                    self.refused_language = self.language
-                if refused or policy.ended:
-                    # Nothing to retry for: the client has been told, and a meeting that is over
-                    # must close instead of retrying until the end-of-meeting timeout.
-                    policy.discard_pending()
-                await self._report(error)
-                if not (refused or policy.ended):
-                    await asyncio.sleep(retry_delay_s)
-                    retry_delay_s = min(retry_delay_s * 2, MAX_RETRY_DELAY_S)
-                continue
-            retry_delay_s = RETRY_DELAY_S
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "meeting %s participant %s: %s window %.2f-%.2f s (context %.2f s, prefix %r): %r",
-                    self._context.meeting_id,
-                    self.id,
-                    "final" if plan.final else "interim",
-                    plan.start / SAMPLE_RATE,
-                    plan.end / SAMPLE_RATE,
-                    plan.context_samples / SAMPLE_RATE,
-                    plan.prefix,
-                    "".join(word.text for word in result.words),
-                )
-            for transcript in policy.apply(plan, result.words):
-                await self._send(transcript)
+    # ---- the driver's surroundings (streaming.driver.WindowIO) -------------------------------
 
-    async def _report(self, error: TranscriptionError) -> None:
-        code = (
-            status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
-            if error.code == ErrorCode.UNSUPPORTED_LANGUAGE
-            else status.WS_1011_INTERNAL_ERROR
-        )
-        await self._context.complain(code, error.message, self.id)
+    def now_ms(self) -> int:
+        return now_ms()
 
-    async def _send(self, transcript: Transcript) -> None:
+    def forget_news(self) -> None:
+        self._wake.clear()
+
+    async def wait_for_news(self, timeout_s: float | None) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout_s)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def transcribe(self, plan: WindowPlan) -> Sequence[WordTiming]:
+        audio = self._ledger.place(plan.spans, plan.pcm, self._policy.oldest_needed)
+        try:
+            result = await self._context.dispatcher.transcribe(
+                audio,
+                self.language,
+                plan.prompt,
+                self._context.settings.transcription_timeout_s,
+                final=plan.final,
+                prefix=plan.prefix,
+                prefix_tail=plan.prefix_tail,
+                prefix_tail_s=plan.prefix_tail_samples / SAMPLE_RATE,
+            )
+        except TranscriptionError as error:
+            # Redis may have lost what was stored (restarted, failed over): store it again.
+            self._context.dispatcher.forget(self._ledger.forget_all())
+            if error.permanent:
+                # Before any await: audio arriving meanwhile is dropped, not planned.
+                self.refused_language = self.language
+            raise
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "meeting %s participant %s: %s window %.2f-%.2f s (context %.2f s, prefix %r): %r",
+                self._context.meeting_id,
+                self.id,
+                "final" if plan.final else "interim",
+                plan.start / SAMPLE_RATE,
+                plan.end / SAMPLE_RATE,
+                plan.context_samples / SAMPLE_RATE,
+                plan.prefix,
+                "".join(word.text for word in result.words),
+            )
+        return result.words
+
+    async def report(self, failure: WindowFailed) -> None:
+        permanent = failure.permanent  # the model cannot serve the language: the audio is at fault
+        code = status.WS_1007_INVALID_FRAME_PAYLOAD_DATA if permanent else status.WS_1011_INTERNAL_ERROR
+        await self._context.complain(code, failure.message, self.id)
+
+    async def emit(self, transcript: Transcript) -> None:
         self._context.metrics.transcripts_sent.labels(type=transcript.kind).inc()
         await self._context.send(
             encode_transcript(

@@ -1,5 +1,6 @@
 """The streaming policy: one participant's audio, speech flags and hypotheses in; windows to
-transcribe and interims/finals out. Pure code: no I/O, no clock, no model (times are passed in).
+transcribe and interims/finals out. Pure code: no I/O, no clock, no model (times, waits and the
+model call are passed in).
 
 Modules, each with one job:
 - `config`: the knobs, built from the service's Settings (`PolicyConfig.from_settings`).
@@ -11,8 +12,10 @@ Modules, each with one job:
 - `history`: the recent finals (prompt, context audio, the committed tail).
 - `utterances`: committed pieces into utterances, their ids, interims and finals.
 - `window`: `WindowPlan`, what a worker is asked to transcribe.
-- `participant`: `ParticipantPolicy`, the facade a driver calls (`add_audio`, `end`, `advance`,
+- `participant`: `ParticipantPolicy`, the facade the driver calls (`add_audio`, `end`, `advance`,
   `apply`, `abandon`).
+- `driver`: `drive`, the one loop around a policy; the caller passes in its clock, waits, model
+  call and output (`WindowIO`).
 
 How it works:
 - Audio accumulates in a window that starts where the last committed words ended. Frames the VAD

@@ -109,7 +109,7 @@ class ParticipantPolicy:
         """What a caller does now: send the finals that need no model call, then transcribe the
         window (if any; at most one is in flight) and `apply()` its result."""
         settled = self._final_from_last_hypothesis(now_ms)
-        return settled, self.next_window(now_ms)
+        return settled, self._next_window(now_ms)
 
     def abandon(self, plan: WindowPlan) -> None:
         """The window could not be transcribed: keep its audio, a later window covers it again."""
@@ -135,7 +135,7 @@ class ParticipantPolicy:
     def _speech_to_transcribe(self) -> bool:
         return self.buffer.speech_seconds() >= self.config.min_speech_s or bool(self._hypothesis)
 
-    def next_window(self, now_ms: int) -> WindowPlan | None:
+    def _next_window(self, now_ms: int) -> WindowPlan | None:
         """The window to transcribe now, or None; at most one is in flight at a time."""
         buffer = self.buffer
         if self._in_flight is not None:

@@ -8,8 +8,7 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -18,205 +17,27 @@ from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
 from streaming.agreement import agreed_prefix, keep_surer_earlier_words
 from streaming.config import PolicyConfig
-from streaming.participant import ParticipantPolicy
-from streaming.utterances import Transcript, new_uuid7
+from streaming.driver import WindowFailed
+from streaming.utterances import new_uuid7
 from streaming.window import WindowPlan
 from streaming.words import Word, join_words, normalize_word, split_sentences
+from tests.unit.streaming.speaking import (
+    BROWSER_CHUNK_FRAMES,
+    FRAME,
+    T0_MS,
+    Model,
+    Session,
+    Spoken,
+    in_window,
+    ramp_pcm,
+    samples,
+    say,
+    starts_at,
+    timings,
+    window_clock,
+)
 
 pytestmark = pytest.mark.unit
-
-FRAME = 512
-BROWSER_CHUNK_FRAMES = 32  # 16384 samples, 1.024 s: what the browser sends
-T0_MS = 1_732_450_000_000
-"""Server clock when the participant's first sample was spoken."""
-VAD_MERGE_GAP_S = 0.5
-"""Pauses between words shorter than this are speech to our fake VAD, as they are to Silero."""
-
-
-def counting_ids() -> Callable[[], str]:
-    counter = itertools.count(1)
-    return lambda: f"utt-{next(counter)}"
-
-
-def samples(seconds: float) -> int:
-    return round(seconds * SAMPLE_RATE)
-
-
-RAMP_PERIOD = 8 * 32768
-
-
-def ramp_pcm(start: int, end: int) -> bytes:
-    """Audio whose every sample tells where it is in the stream: index // 8, wrapping every 16.4 s."""
-    return (np.arange(start, end) % RAMP_PERIOD // 8).astype("<i2").tobytes()
-
-
-def starts_at(pcm: bytes, sample: int) -> bool:
-    """Whether a slice of `ramp_pcm` audio starts at `sample` of the stream (to within 8 samples)."""
-    return abs(int(np.frombuffer(pcm[:2], dtype="<i2")[0]) * 8 - sample % RAMP_PERIOD) <= 8
-
-
-@dataclass(frozen=True)
-class Spoken:
-    """A word as it was really said: seconds on the participant's stream."""
-
-    text: str
-    start: float
-    end: float
-    probability: float = 0.9
-
-
-def say(
-    text: str, start: float, word_s: float = 0.3, gap_s: float = 0.1, probability: float = 0.9
-) -> list[Spoken]:
-    words = []
-    for token in text.split():
-        words.append(Spoken(f" {token}", round(start, 3), round(start + word_s, 3), probability))
-        start += word_s + gap_s
-    return words
-
-
-def window_clock(plan: WindowPlan) -> float:
-    """Stream time of the window's first sample, had its context been heard just before its new
-    audio (the model's times count from the start of the context)."""
-    return (plan.start - plan.context_samples) / SAMPLE_RATE
-
-
-def in_window(plan: WindowPlan, words: Sequence[Spoken]) -> list[WordTiming]:
-    """What a perfect model hears in `plan`: the words wholly inside its audio that end in its new
-    audio (those of its context are its prefix, and a cut never falls inside them), in window time."""
-    offset = window_clock(plan)
-    return [
-        WordTiming(text=w.text, start=w.start - offset, end=w.end - offset, probability=w.probability)
-        for w in words
-        if w.start >= offset - 1e-6 and plan.start / SAMPLE_RATE < w.end <= plan.end / SAMPLE_RATE + 1e-6
-    ]
-
-
-def timings(
-    plan: WindowPlan, *words: tuple[str, float, float], probabilities: Sequence[float] = ()
-) -> list[WordTiming]:
-    """Hand-written model output with stream times, converted to the window's clock (each word's
-    probability 0.9 unless `probabilities` gives them)."""
-    offset = window_clock(plan)
-    sure = probabilities or [0.9] * len(words)
-    return [
-        WordTiming(text=t, start=s - offset, end=e - offset, probability=p)
-        for (t, s, e), p in zip(words, sure, strict=True)
-    ]
-
-
-Model = Callable[[WindowPlan], list[WordTiming]]
-
-
-@dataclass
-class Session:
-    """One participant speaking `words` in real time, chunk by chunk, to a policy and a model.
-
-    The VAD says speech wherever words are (pauses under VAD_MERGE_GAP_S included), unless `speech`
-    lists the speech intervals itself. Each chunk arrives `lag_ms` after its last sample was spoken.
-    """
-
-    words: list[Spoken] = field(default_factory=list)
-    config: PolicyConfig = field(default_factory=PolicyConfig)
-    speech: list[tuple[float, float]] | None = None
-    chunk_frames: int = BROWSER_CHUNK_FRAMES
-    lag_ms: int = 0
-    model: Model | None = None
-    received: int = 0
-    plans: list[WindowPlan] = field(default_factory=list)
-    out: list[Transcript] = field(default_factory=list)
-    early_finals: int = 0
-    """Finals cut while the speaker was still talking (from interim windows)."""
-
-    def __post_init__(self) -> None:
-        self.policy = ParticipantPolicy(self.config, new_id=counting_ids())
-        if self.speech is None:
-            self.speech = []
-            for word in sorted(self.words, key=lambda w: w.start):
-                if self.speech and word.start - self.speech[-1][1] < VAD_MERGE_GAP_S:
-                    self.speech[-1] = (self.speech[-1][0], max(self.speech[-1][1], word.end))
-                else:
-                    self.speech.append((word.start, word.end))
-        if self.model is None:
-            self.model = lambda plan: in_window(plan, self.words)
-
-    @property
-    def now_ms(self) -> int:
-        return T0_MS + round(self.received * 1000 / SAMPLE_RATE) + self.lag_ms
-
-    def vad(self, frame: int) -> float:
-        middle = (frame + 0.5) * FRAME / SAMPLE_RATE
-        assert self.speech is not None
-        return 1.0 if any(start <= middle < end for start, end in self.speech) else 0.0
-
-    def send_chunk(self, frames: int, arrival_ms: int | None = None) -> None:
-        first = self.received // FRAME
-        end = self.received + frames * FRAME
-        pcm = ramp_pcm(self.received, end)
-        self.received = end
-        probs = [self.vad(frame) for frame in range(first, first + frames)]
-        self.policy.add_audio(pcm, probs, self.now_ms if arrival_ms is None else arrival_ms)
-
-    def feed(self, until_s: float) -> None:
-        """Send chunks until the stream reaches `until_s`, without asking for windows."""
-        while (frames := self._frames_until(until_s)) > 0:
-            self.send_chunk(min(self.chunk_frames, frames))
-
-    def play(self, until_s: float) -> list[Transcript]:
-        """Send chunks until `until_s`, planning and applying windows after each, as the ingress does."""
-        before = len(self.out)
-        while (frames := self._frames_until(until_s)) > 0:
-            self.send_chunk(min(self.chunk_frames, frames))
-            self.step()
-        return self.out[before:]
-
-    def _frames_until(self, until_s: float) -> int:
-        return -(-(samples(until_s) - self.received) // FRAME)
-
-    def step(self, now_ms: int | None = None) -> list[Transcript]:
-        now_ms = self.now_ms if now_ms is None else now_ms
-        settled, plan = self.policy.advance(now_ms)
-        self.out += settled
-        if plan is None:
-            return settled
-        assert self.model is not None
-        self.plans.append(plan)
-        result = self.policy.apply(plan, self.model(plan))
-        self.out += result
-        result = settled + result
-        if not plan.final:
-            self.early_finals += sum(t.kind == "final" for t in result)
-        return result
-
-    @property
-    def finals(self) -> list[Transcript]:
-        return [t for t in self.out if t.kind == "final"]
-
-    @property
-    def commits(self) -> list[str]:
-        """Each run of words committed at once, in order, as the interims and finals show them."""
-        runs: list[str] = []
-        utterance, done = "", 0
-        for t in self.out:
-            if t.utterance_id != utterance:
-                utterance, done = t.utterance_id, 0
-            words = t.text.split()[: t.committed_words]
-            if len(words) > done:
-                runs.append(" ".join(words[done:]))
-                done = len(words)
-        return runs
-
-    @property
-    def committed(self) -> str:
-        """The words committed so far: the finals' and those the last interim says will stay."""
-        last = self.out[-1] if self.out else None
-        open_words = last.text.split()[: last.committed_words] if last and last.kind == "interim" else []
-        return " ".join([t.text for t in self.finals] + open_words)
-
-    @property
-    def interims(self) -> list[Transcript]:
-        return [t for t in self.out if t.kind == "interim"]
-
 
 JFK = "And so my fellow Americans. Ask not what your country can do for you."
 
@@ -283,17 +104,17 @@ def test_speech_plans_an_interim_window_once_per_second_of_new_audio() -> None:
 
 
 def test_never_a_second_window_while_one_is_in_flight() -> None:
-    session = Session(speech=[(0.0, 3.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 3.0)])
     session.feed(2.0)
-    plan = session.policy.next_window(session.now_ms)
+    plan = session.window(session.now_ms)
     assert plan is not None and session.policy.in_flight
 
     session.feed(6.0)  # speech, then end of speech: normally a final would be due
     session.policy.end()
 
-    assert session.policy.next_window(session.now_ms + 60_000) is None
-    session.policy.apply(plan, [])
-    follow_up = session.policy.next_window(session.now_ms)
+    assert session.policy.advance(session.now_ms + 60_000) == ([], None)  # what a second caller gets
+    session.answer(plan, [])
+    follow_up = session.waiting_for  # planned as soon as the result was applied
     assert follow_up is not None and follow_up.final
 
 
@@ -360,17 +181,16 @@ def test_an_agreed_sentence_end_the_speaker_paused_after_is_a_final_while_speech
 
 
 def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
-    session = Session(speech=[(0.0, 10.0)])
-    policy = session.policy
+    session = Session(answer_by_hand=True, speech=[(0.0, 10.0)])
     session.feed(1.1)
-    first = policy.next_window(session.now_ms)
+    first = session.window(session.now_ms)
     assert first is not None
-    policy.apply(first, timings(first, (" And", 0.1, 0.3), (" so", 0.4, 0.6), (" my", 0.7, 0.9)))
+    session.answer(first, timings(first, (" And", 0.1, 0.3), (" so", 0.4, 0.6), (" my", 0.7, 0.9)))
     session.feed(2.2)
-    second = policy.next_window(session.now_ms)
+    second = session.window(session.now_ms)
     assert second is not None
 
-    out = policy.apply(
+    out = session.answer(
         second,
         timings(
             second,
@@ -386,9 +206,9 @@ def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
     assert out[0].text == "And so my friends. Ask"
 
     session.feed(3.3)
-    third = policy.next_window(session.now_ms)
+    third = session.window(session.now_ms)
     assert third is not None and third.start == second.start
-    out = policy.apply(
+    out = session.answer(
         third,
         timings(
             third,
@@ -404,19 +224,18 @@ def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
     assert [(t.kind, t.text) for t in out] == [("final", "And so my friends."), ("interim", "Ask not")]
 
 
-def after_a_final_at(cut_words: list[tuple[str, float, float]]) -> tuple[ParticipantPolicy, Session]:
-    """A policy that has just committed `cut_words` as a final (seen twice, then one more word)."""
-    session = Session(speech=[(0.0, 10.0)])
-    policy = session.policy
+def after_a_final_at(cut_words: list[tuple[str, float, float]]) -> Session:
+    """A session that has just committed `cut_words` as a final (seen twice, then one more word)."""
+    session = Session(answer_by_hand=True, speech=[(0.0, 10.0)])
     heard = [*cut_words, (" Ask", 1.6, 1.9), (" not", 2.0, 2.3)]
     for until_s in (2.4, 3.5):
         session.feed(until_s)
-        plan = policy.next_window(session.now_ms)
+        plan = session.window(session.now_ms)
         assert plan is not None
-        out = policy.apply(plan, timings(plan, *heard))
+        out = session.answer(plan, timings(plan, *heard))
     assert [t.text for t in out if t.kind == "final"] == ["And so my friends."]
     session.feed(4.6)
-    return policy, session
+    return session
 
 
 @pytest.mark.parametrize(
@@ -430,14 +249,14 @@ def after_a_final_at(cut_words: list[tuple[str, float, float]]) -> tuple[Partici
 def test_words_heard_again_after_a_final_are_dropped_and_new_ones_kept(
     case: str, rehears: list[tuple[str, float, float]], interim: str
 ) -> None:
-    policy, session = after_a_final_at(
+    session = after_a_final_at(
         [(" And", 0.1, 0.3), (" so", 0.4, 0.6), (" my", 0.7, 0.9), (" friends.", 1.0, 1.4)]
     )
-    plan = policy.next_window(session.now_ms)
+    plan = session.window(session.now_ms)
     assert plan is not None
     ask_start = 1.6 if rehears else plan.start / SAMPLE_RATE  # Whisper gives a window's first word its start
 
-    out = policy.apply(
+    out = session.answer(
         plan, timings(plan, *rehears, (" Ask", ask_start, 1.9), (" not", 2.0, 2.3), (" what", 2.4, 2.6))
     )
 
@@ -446,13 +265,13 @@ def test_words_heard_again_after_a_final_are_dropped_and_new_ones_kept(
 
 def test_a_new_word_that_sounds_like_the_last_final_word_is_kept() -> None:
     """ "... product release." then "Please ...": alike on paper, but heard after the cut."""
-    policy, session = after_a_final_at(
+    session = after_a_final_at(
         [(" And", 0.1, 0.3), (" so", 0.4, 0.6), (" my", 0.7, 0.9), (" friends.", 1.0, 1.4)]
     )
-    plan = policy.next_window(session.now_ms)
+    plan = session.window(session.now_ms)
     assert plan is not None
 
-    out = policy.apply(plan, timings(plan, (" friendly", 1.55, 1.9), (" not", 2.0, 2.3)))
+    out = session.answer(plan, timings(plan, (" friendly", 1.55, 1.9), (" not", 2.0, 2.3)))
 
     assert [t.text for t in out] == ["friendly not"]
 
@@ -486,17 +305,16 @@ def test_committed_words_never_change_in_later_interims_or_the_final() -> None:
 
 
 def test_agreement_ignores_case_and_punctuation() -> None:
-    session = Session(speech=[(0.0, 10.0)])
-    policy = session.policy
+    session = Session(answer_by_hand=True, speech=[(0.0, 10.0)])
     session.feed(1.1)
-    first = policy.next_window(session.now_ms)
+    first = session.window(session.now_ms)
     assert first is not None
-    policy.apply(first, timings(first, (" hello", 0.1, 0.4), (" World.", 0.5, 0.9), (" again,", 1.0, 1.1)))
+    session.answer(first, timings(first, (" hello", 0.1, 0.4), (" World.", 0.5, 0.9), (" again,", 1.0, 1.1)))
     session.feed(2.2)
-    second = policy.next_window(session.now_ms)
+    second = session.window(session.now_ms)
     assert second is not None
 
-    out = policy.apply(
+    out = session.answer(
         second, timings(second, (" Hello", 0.1, 0.4), (" world.", 0.5, 0.9), (" Again", 1.0, 1.3))
     )
 
@@ -715,20 +533,20 @@ def test_windows_stay_bounded_however_the_model_behaves(model_kind: str) -> None
 
 
 def test_vad_end_of_speech_makes_the_next_window_final() -> None:
-    session = Session(speech=[(0.0, 2.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 2.0)])
     session.feed(2.048)
-    interim = session.policy.next_window(session.now_ms)
+    interim = session.window(session.now_ms)
     assert interim is not None and not interim.final
-    first = session.policy.apply(interim, timings(interim, (" Ask", 0.1, 0.4), (" not.", 0.5, 0.9)))
+    first = session.answer(interim, timings(interim, (" Ask", 0.1, 0.4), (" not.", 0.5, 0.9)))
     session.feed(2.5)  # 0.5 s of silence: not yet the end
-    assert session.policy.next_window(session.now_ms) is None
+    assert session.window(session.now_ms) is None
 
     session.feed(2.0 + PolicyConfig().end_of_speech_s + 0.05)
-    final = session.policy.next_window(session.now_ms)
+    final = session.window(session.now_ms)
 
     assert final is not None and final.final
     assert final.start == interim.start
-    out = session.policy.apply(
+    out = session.answer(
         final,
         timings(
             final,
@@ -746,10 +564,10 @@ def test_vad_end_of_speech_makes_the_next_window_final() -> None:
 
 
 def test_a_final_window_ends_shortly_after_the_last_speech_the_vad_heard() -> None:
-    session = Session(speech=[(0.0, 2.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 2.0)])
     session.feed(2.0 + PolicyConfig().end_of_speech_s + 0.5)
 
-    final = session.policy.next_window(session.now_ms)
+    final = session.window(session.now_ms)
 
     assert final is not None and final.final
     speech_end = samples(2.0) // FRAME * FRAME + FRAME
@@ -759,12 +577,12 @@ def test_a_final_window_ends_shortly_after_the_last_speech_the_vad_heard() -> No
 
 def test_words_where_the_vad_heard_only_silence_are_dropped() -> None:
     # Whisper's habit: an invented sentence in the silence after the speech.
-    session = Session(speech=[(0.0, 1.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 1.0)])
     session.feed(1.0 + PolicyConfig().end_of_speech_s + 0.1)
-    final = session.policy.next_window(session.now_ms)
+    final = session.window(session.now_ms)
     assert final is not None and final.final
 
-    out = session.policy.apply(
+    out = session.answer(
         final, timings(final, (" Ask", 0.1, 0.4), (" not.", 0.5, 0.9), (" Thanks.", 1.4, 1.6))
     )
 
@@ -785,7 +603,6 @@ def test_speech_a_final_window_stopped_short_of_is_transcribed_again_not_dropped
     session = Session(words=words, model=model, chunk_frames=4 * BROWSER_CHUNK_FRAMES)
 
     session.play(until_s=words[-1].end + 2.0)
-    session.step()  # the ingress plans again as soon as a result is applied
 
     assert stopped_early and len([plan for plan in session.plans if plan.final]) == 2
     assert " ".join(t.text for t in session.finals) == " ".join(w.text.strip() for w in words)
@@ -1027,7 +844,6 @@ def test_a_final_window_that_stalled_with_context_is_transcribed_again_without_i
     session = Session(words=words, model=model, chunk_frames=4 * BROWSER_CHUNK_FRAMES)
 
     session.play(until_s=words[-1].end + 2.0)
-    session.step()  # the ingress plans again as soon as a result is applied
 
     finals = [plan for plan in session.plans if plan.final]
     assert [bool(plan.prefix or plan.prompt) for plan in finals[-2:]] == [True, False]
@@ -1104,18 +920,22 @@ def test_a_put_back_word_keeps_the_punctuation_the_final_window_heard() -> None:
 
 @pytest.mark.parametrize("keeps_surer_words", [True, False])
 def test_a_final_window_keeps_the_surer_word_the_last_hypothesis_heard(keeps_surer_words: bool) -> None:
-    session = Session(speech=[(0.0, 2.0)], config=PolicyConfig(final_keeps_surer_words=keeps_surer_words))
+    session = Session(
+        answer_by_hand=True,
+        speech=[(0.0, 2.0)],
+        config=PolicyConfig(final_keeps_surer_words=keeps_surer_words),
+    )
     session.feed(2.048)
-    interim = session.policy.next_window(session.now_ms)
+    interim = session.window(session.now_ms)
     assert interim is not None and not interim.final
     said = ((" Ask", 0.1, 0.4), (" not", 0.5, 0.9), (" what", 1.0, 1.3))
-    session.policy.apply(interim, timings(interim, *said, probabilities=[0.9, 0.8, 0.3]))
+    session.answer(interim, timings(interim, *said, probabilities=[0.9, 0.8, 0.3]))
     session.feed(2.0 + PolicyConfig().end_of_speech_s + 0.05)
-    final = session.policy.next_window(session.now_ms)
+    final = session.window(session.now_ms)
     assert final is not None and final.final
 
     misheard = ((" Ask", 0.1, 0.4), (" knot", 0.5, 0.9), (" what.", 1.0, 1.3))
-    out = session.policy.apply(final, timings(final, *misheard, probabilities=[0.9, 0.5, 0.9]))
+    out = session.answer(final, timings(final, *misheard, probabilities=[0.9, 0.5, 0.9]))
 
     assert [t.text for t in out if t.kind == "final"] == [
         "Ask not what." if keeps_surer_words else "Ask knot what."
@@ -1163,7 +983,7 @@ def test_a_final_the_last_hypothesis_heard_entirely_costs_no_model_call() -> Non
     assert [plan.final for plan in session.plans] == [False, False]  # the 2.048 s one heard it all
     assert " ".join(t.text for t in out if t.kind == "final") == "Ask not what your country"
     assert not session.policy.has_pending_speech()
-    assert session.policy.next_window(session.now_ms) is None
+    assert session.step(session.now_ms + 60_000) == [] and len(session.plans) == 2
 
 
 def test_speech_ending_after_the_last_hypothesis_gets_a_final_window() -> None:
@@ -1187,11 +1007,11 @@ def test_a_last_word_the_model_was_unsure_of_gets_a_final_window() -> None:
 
 
 def test_flush_interval_is_configurable() -> None:
-    session = Session(speech=[(0.0, 1.024)], config=PolicyConfig(flush_interval_s=0.5))
+    session = Session(answer_by_hand=True, speech=[(0.0, 1.024)], config=PolicyConfig(flush_interval_s=0.5))
     session.feed(1.024)
 
     assert session.policy.seconds_until_flush(session.now_ms) == pytest.approx(0.5)
-    plan = session.policy.next_window(session.now_ms + 500)
+    plan = session.window(session.now_ms + 500)
     assert plan is not None and plan.final
 
 
@@ -1201,51 +1021,51 @@ def test_end_of_meeting_makes_pending_speech_final_then_plans_nothing() -> None:
     session.play(until_s=1.6)  # still speaking at the very end
     assert session.finals == []
 
-    session.policy.end()
-    out = session.step()
+    out = session.end()
 
     assert session.plans[-1].final
     assert [(t.kind, t.text) for t in out] == [("final", "Thanks everyone bye")]
-    assert session.policy.next_window(session.now_ms) is None
-    assert session.policy.next_window(session.now_ms + 60_000) is None
+    assert session.driver_done
+    assert session.policy.advance(session.now_ms + 60_000) == ([], None)
 
 
 def test_end_of_meeting_during_an_interim_is_final_right_after_it() -> None:
-    session = Session(words=say("one two three four five", 0.1), speech=[(0.0, 3.0)])
+    session = Session(answer_by_hand=True, words=say("one two three four five", 0.1), speech=[(0.0, 3.0)])
     session.feed(1.1)
-    interim = session.policy.next_window(session.now_ms)
+    interim = session.window(session.now_ms)
     assert interim is not None and not interim.final
     session.feed(2.1)
 
     session.policy.end()
-    session.policy.apply(interim, in_window(interim, session.words))
-    final = session.policy.next_window(session.now_ms)
+    session.answer(interim, in_window(interim, session.words))
+    final = session.window(session.now_ms)
 
     assert final is not None and final.final
     assert final.end == samples(2.1) + (-samples(2.1)) % FRAME
 
 
 def test_end_with_nothing_pending_plans_nothing() -> None:
-    session = Session()
+    session = Session(answer_by_hand=True)
     session.feed(3.0)
     assert not session.policy.ended
 
     session.policy.end()
 
     assert session.policy.ended
-    assert session.policy.next_window(session.now_ms) is None
+    assert session.window(session.now_ms) is None
 
 
 def test_discard_pending_forgets_the_window_and_its_words() -> None:
     session = Session(words=say("Bonjour tout le monde", 0.1), speech=[(0.0, 10.0)])
     session.play(until_s=2.1)
     assert session.interims and session.policy.has_pending_speech()
+    planned = len(session.plans)
 
     session.policy.discard_pending()
 
     assert not session.policy.has_pending_speech()
     assert session.policy.window_seconds == 0
-    assert session.policy.next_window(session.now_ms + 60_000) is None
+    assert session.step(session.now_ms + 60_000) == [] and len(session.plans) == planned
 
 
 # ---- many steps: order, no repeats, timestamps --------------------------------------------------
@@ -1315,28 +1135,28 @@ def test_utterance_ts_is_when_its_first_word_was_spoken_by_arrival() -> None:
 
 
 def test_ts_follows_the_chunk_that_holds_the_first_word() -> None:
-    session = Session(speech=[(0.0, 1.5)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 1.5)])
     session.send_chunk(32, arrival_ms=T0_MS + 1024)
     session.send_chunk(32, arrival_ms=T0_MS + 2048 + 700)  # this one was held up 700 ms on the way
     session.send_chunk(32, arrival_ms=T0_MS + 3072 + 700)
-    plan = session.policy.next_window(session.now_ms)
+    plan = session.window(session.now_ms)
     assert plan is not None and plan.final
 
-    out = session.policy.apply(plan, timings(plan, (" Late", 1.2, 1.45)))
+    out = session.answer(plan, timings(plan, (" Late", 1.2, 1.45)))
 
     # The chunk ending at 2.048 s arrived at +2748 ms and its last 0.848 s came after the word began.
     assert out[0].ts_ms == T0_MS + 2748 - 848
 
 
 def test_ts_never_goes_back_even_when_chunks_arrive_in_a_burst() -> None:
-    session = Session(speech=[(0.0, 2.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 2.0)])
     session.send_chunk(32, arrival_ms=T0_MS + 3000)  # stalled on the network...
     session.send_chunk(32, arrival_ms=T0_MS + 3010)  # ...and the next one right behind it
     session.send_chunk(32, arrival_ms=T0_MS + 4000)
-    plan = session.policy.next_window(session.now_ms)
+    plan = session.window(session.now_ms)
     assert plan is not None and plan.final
 
-    out = session.policy.apply(plan, timings(plan, (" Hi.", 0.1, 0.4), (" Bye.", 1.1, 1.4)))
+    out = session.answer(plan, timings(plan, (" Hi.", 0.1, 0.4), (" Bye.", 1.1, 1.4)))
 
     assert [t.text for t in out] == ["Hi.", "Bye."]
     assert out[0].ts_ms == T0_MS + 3000 - 924
@@ -1484,14 +1304,14 @@ def test_without_return_audio_finals_carry_no_pcm() -> None:
 
 
 def test_abandoned_window_is_planned_again_with_its_audio() -> None:
-    session = Session(speech=[(0.0, 5.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 5.0)])
     session.feed(1.1)
-    plan = session.policy.next_window(session.now_ms)
+    plan = session.window(session.now_ms)
     assert plan is not None
 
-    session.policy.abandon(plan)
+    session.fail(plan, WindowFailed("no worker answered"))
     session.feed(1.7)
-    again = session.policy.next_window(session.now_ms)
+    again = session.window(session.now_ms)
 
     assert again is not None
     assert again.start == plan.start
@@ -1500,9 +1320,10 @@ def test_abandoned_window_is_planned_again_with_its_audio() -> None:
 
 
 def test_apply_refuses_a_window_that_is_not_in_flight() -> None:
+    # The policy's own guard, the driver aside: a result applied twice.
     session = Session(speech=[(0.0, 5.0)])
     session.feed(1.1)
-    plan = session.policy.next_window(session.now_ms)
+    _, plan = session.policy.advance(session.now_ms)
     assert plan is not None
     session.policy.apply(plan, [])
 
@@ -1513,7 +1334,7 @@ def test_apply_refuses_a_window_that_is_not_in_flight() -> None:
 def test_apply_refuses_an_abandoned_window() -> None:
     session = Session(speech=[(0.0, 5.0)])
     session.feed(1.1)
-    plan = session.policy.next_window(session.now_ms)
+    _, plan = session.policy.advance(session.now_ms)
     assert plan is not None
     session.policy.abandon(plan)
 
@@ -1577,18 +1398,19 @@ def test_new_uuid7_sorts_by_creation_time() -> None:
 def test_pending_words_become_final_even_when_the_cut_left_no_vad_speech_in_the_window() -> None:
     # Whisper's word times drift: here it stretches "One." and puts "Two" just after the VAD's end
     # of speech, so the cut after "One." falls where the VAD already heard silence.
-    session = Session(speech=[(0.0, 2.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 2.0)])
     policy = session.policy
     session.feed(1.1)
-    first = policy.next_window(session.now_ms)
+    first = session.window(session.now_ms)
     assert first is not None
-    policy.apply(first, timings(first, (" One.", 0.1, 1.0)))
+    session.answer(first, timings(first, (" One.", 0.1, 1.0)))
     session.feed(2.2)
-    second = policy.next_window(session.now_ms)
+    second = session.window(session.now_ms)
     assert second is not None and not second.final
-    out = policy.apply(second, timings(second, (" One.", 0.1, 1.9), (" Two", 2.15, 2.2)))
+    out = session.answer(second, timings(second, (" One.", 0.1, 1.9), (" Two", 2.15, 2.2)))
     assert [(t.kind, t.text) for t in out] == [("final", "One."), ("interim", "Two")]
     session.model = lambda plan: timings(plan, (" Two", 2.15, 2.2))
+    session.answer_by_hand = False  # the model answers from here on
 
     later = session.play(until_s=2.0 + PolicyConfig().end_of_speech_s + 1.1)
 
@@ -1597,14 +1419,12 @@ def test_pending_words_become_final_even_when_the_cut_left_no_vad_speech_in_the_
 
 
 def test_punctuation_on_its_own_never_becomes_a_word() -> None:
-    session = Session(speech=[(0.0, 1.0)])
+    session = Session(answer_by_hand=True, speech=[(0.0, 1.0)])
     session.feed(1.0 + PolicyConfig().end_of_speech_s + 0.1)
-    final = session.policy.next_window(session.now_ms)
+    final = session.window(session.now_ms)
     assert final is not None and final.final
 
-    out = session.policy.apply(
-        final, timings(final, (" Ask", 0.1, 0.4), (" not", 0.5, 0.8), (" .", 0.8, 0.9))
-    )
+    out = session.answer(final, timings(final, (" Ask", 0.1, 0.4), (" not", 0.5, 0.8), (" .", 0.8, 0.9)))
 
     assert [t.text for t in out] == ["Ask not"]
 
@@ -1617,15 +1437,13 @@ def test_a_window_s_spans_are_the_stream_samples_its_audio_holds_and_none_is_for
     words = say(JFK, start=0.5) + say(JFK, start=12.0) + say(JFK, start=23.5)
     session = Session(words=words, config=PolicyConfig(context_s=context_s))
     oldest_at_dispatch: list[int] = []
-    original_next = session.policy.next_window
 
-    def next_window(now_ms: int) -> WindowPlan | None:
-        plan = original_next(now_ms)
-        if plan is not None:  # what the dispatcher is told, window by window
-            oldest_at_dispatch.append(session.policy.oldest_needed)
-        return plan
+    def model(plan: WindowPlan) -> list[WordTiming]:
+        # What the dispatcher is told, window by window, when the ingress sends one.
+        oldest_at_dispatch.append(session.policy.oldest_needed)
+        return in_window(plan, words)
 
-    session.policy.next_window = next_window  # type: ignore[method-assign]
+    session.model = model
     session.play(until_s=words[-1].end + 2.0)
 
     assert any(len(plan.spans) > 1 for plan in session.plans) == bool(context_s)

@@ -46,7 +46,7 @@ def test_under_the_cap_nothing_is_dropped() -> None:
 def test_with_no_result_coming_back_the_window_keeps_only_the_newest_audio() -> None:
     policy = ParticipantPolicy(PolicyConfig())
     feed(policy, 0, 2)
-    stuck = policy.next_window(T0_MS + 2100)  # a window goes out and never comes back
+    stuck = policy.advance(T0_MS + 2100)[1]  # a window goes out and never comes back
     assert stuck is not None
 
     dropped = 0.0
@@ -56,25 +56,25 @@ def test_with_no_result_coming_back_the_window_keeps_only_the_newest_audio() -> 
 
     assert policy.window_seconds == pytest.approx(30.0, abs=1 / SAMPLE_RATE)
     assert dropped == pytest.approx(200 * CHUNK_S - 30.0, abs=1 / SAMPLE_RATE)
-    assert policy.next_window(T0_MS + 300_000) is None  # still one in flight: nothing more planned
+    assert policy.advance(T0_MS + 300_000)[1] is None  # still one in flight: nothing more planned
 
 
 def test_after_a_cap_the_next_window_holds_the_newest_audio_and_the_dropped_words_are_gone() -> None:
     policy = ParticipantPolicy(PolicyConfig())
     feed(policy, 0, 2)
-    first = policy.next_window(T0_MS + 2100)
+    first = policy.advance(T0_MS + 2100)[1]
     assert first is not None
     interims = policy.apply(first, [WordTiming(text=" early", start=0.5, end=0.9, probability=0.9)])
     assert [t.text for t in interims] == ["early"]
     feed(policy, 2, 1)
-    stuck = policy.next_window(T0_MS + 3200)  # this one never comes back
+    stuck = policy.advance(T0_MS + 3200)[1]  # this one never comes back
     assert stuck is not None and not stuck.final
     feed(policy, 3, 47)
 
     dropped = policy.cap_pending(30.0)
     policy.abandon(stuck)  # it timed out: its audio is covered again by the next window
     policy.end()
-    plan = policy.next_window(T0_MS + 60_000)
+    plan = policy.advance(T0_MS + 60_000)[1]
 
     assert dropped == pytest.approx(50 * CHUNK_S - 30.0, abs=1 / SAMPLE_RATE)
     assert plan is not None and plan.final
