@@ -31,6 +31,7 @@ from bench.corpus import default_corpus_dir, load_corpus
 from bench.run import RESULTS_DIR, positive_counts
 from models.transcriber import Transcriber, Window
 from service.audio import BYTES_PER_SECOND
+from service.contracts import DecoderHints
 from service.languages import ENGLISH
 from service.logs import configure_logging
 from service.pcm_files import read_pcm
@@ -107,7 +108,7 @@ def cut_windows(corpus: Path, count: int, with_prompts: bool) -> list[Window]:
             words = rng.randint(MIN_PROMPT_WORDS, MAX_PROMPT_WORDS)
             start = rng.randrange(max(len(reference) - words, 1))
             prompt = " ".join(reference[start : start + words]) if with_prompts else ""
-            windows.append(Window(pcm=audio, language=ENGLISH, prompt=prompt))
+            windows.append(Window(pcm=audio, language=ENGLISH, hints=DecoderHints(prompt=prompt)))
             if len(windows) == count:
                 break
     return windows
@@ -119,7 +120,7 @@ def transcribe_all(transcriber: Transcriber, windows: Sequence[Window], size: in
     started = time.perf_counter()
     if size == ONE_BY_ONE:
         for window in windows:
-            words += len(transcriber.transcribe(window.pcm, window.language, window.prompt).words)
+            words += len(transcriber.transcribe(window.pcm, window.language, window.hints.prompt).words)
     else:
         for first in range(0, len(windows), size):
             words += sum(len(t.words) for t in transcriber.transcribe_batch(windows[first : first + size]))

@@ -116,14 +116,7 @@ class SimulatedIO:
 
     async def transcribe(self, plan: WindowPlan) -> Sequence[WordTiming]:
         started = time.perf_counter()
-        window = Window(
-            plan.pcm,
-            self._language,
-            plan.prompt,
-            plan.prefix,
-            plan.prefix_tail,
-            plan.prefix_tail_samples / SAMPLE_RATE,
-        )
+        window = Window(plan.pcm, self._language, plan.hints)
         result = self._transcriber.transcribe_batch([window])[0]
         spent = time.perf_counter() - started
         self.out.calls += 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from bench.corpus import REPO_CORPUS
 from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.contracts import DecoderHints
 from service.pcm_files import read_pcm
 from service.settings import Settings
 from streaming.config import PolicyConfig
@@ -61,13 +62,17 @@ def measure(transcriber: Transcriber, pcm: bytes, context_s: float, repeats: int
     continued = Window(
         pcm,
         "en",
-        prefix=prefix,
-        prefix_tail="".join(w.text for w in tail),
-        prefix_tail_s=tail[0].start if tail else 0.0,
+        DecoderHints(
+            prefix=prefix,
+            prefix_tail="".join(w.text for w in tail),
+            prefix_tail_s=tail[0].start if tail else 0.0,
+        ),
     )
     transcriber.transcribe_batch([Window(pcm, "en")])  # the first call of a process is slower
     alone, words_alone = median_seconds(transcriber, Window(pcm, "en"), repeats)
-    with_prefix, words_after = median_seconds(transcriber, Window(pcm, "en", prefix=prefix), repeats)
+    with_prefix, words_after = median_seconds(
+        transcriber, Window(pcm, "en", DecoderHints(prefix=prefix)), repeats
+    )
     after_tail, words_continued = median_seconds(transcriber, continued, repeats)
     silence, _ = median_seconds(transcriber, Window(bytes(len(pcm)), "en"), repeats)
     return WindowCost(

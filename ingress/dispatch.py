@@ -39,7 +39,7 @@ from ingress.load import LoadGauge
 from ingress.metrics import Metrics
 from service import names
 from service.audio import BYTES_PER_SECOND
-from service.contracts import ErrorCode, WindowRequest, WindowResult
+from service.contracts import DecoderHints, ErrorCode, WindowRequest, WindowResult
 from streaming.driver import WindowFailed
 
 logger = logging.getLogger(__name__)
@@ -143,25 +143,19 @@ class Dispatcher:
         self,
         audio: AudioPlan,
         language: str,
-        prompt: str,
+        hints: DecoderHints,
         timeout_s: float,
         final: bool = False,
-        prefix: str = "",
-        prefix_tail: str = "",
-        prefix_tail_s: float = 0.0,
     ) -> WindowResult:
         """Store what the window's audio needs, send the window and wait for its result; raises
         TranscriptionError on any failure (the participant's ledger then trusts nothing stored)."""
         request_id = uuid.uuid4().hex
         request = WindowRequest(
+            **hints.model_dump(),
             request_id=request_id,
             audio=audio.pieces,
             reply_to=self.reply_stream,
             language=language,
-            prompt=prompt,
-            prefix=prefix,
-            prefix_tail=prefix_tail,
-            prefix_tail_s=prefix_tail_s,
         )
         window = _InFlight(request, final, asyncio.get_running_loop().create_future())
         self._pending[request_id] = window

@@ -158,14 +158,7 @@ class Participant:
         audio = self._ledger.place(plan.spans, plan.pcm, self._policy.oldest_needed)
         try:
             result = await self._context.dispatcher.transcribe(
-                audio,
-                self.language,
-                plan.prompt,
-                self._context.settings.transcription_timeout_s,
-                final=plan.final,
-                prefix=plan.prefix,
-                prefix_tail=plan.prefix_tail,
-                prefix_tail_s=plan.prefix_tail_samples / SAMPLE_RATE,
+                audio, self.language, plan.hints, self._context.settings.transcription_timeout_s, plan.final
             )
         except TranscriptionError as error:
             # Redis may have lost what was stored (restarted, failed over): store it again.
@@ -183,7 +176,7 @@ class Participant:
                 plan.start / SAMPLE_RATE,
                 plan.end / SAMPLE_RATE,
                 plan.context_samples / SAMPLE_RATE,
-                plan.prefix,
+                plan.hints.prefix,
                 "".join(word.text for word in result.words),
             )
         return result.words

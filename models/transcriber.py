@@ -26,7 +26,7 @@ from models.hallucinations import (
     unheard_run_start,
 )
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
-from service.contracts import WordTiming, prefix_head
+from service.contracts import NO_HINTS, DecoderHints, WordTiming, prefix_head
 from service.languages import ENGLISH
 from service.settings import Device, Settings
 
@@ -172,20 +172,12 @@ class Transcription:
 @dataclass(frozen=True)
 class Window:
     """One streaming window: PCM s16le mono 16 kHz (its first 30 s are heard), its language, and
-    the text of the participant's last finals to prompt the decoder."""
+    what the decoder is told besides (the participant's last finals as prompt, the committed
+    text its audio starts with as prefix: `DecoderHints`)."""
 
     pcm: bytes
     language: str
-    prompt: str = ""
-    prefix: str = ""
-    """Text already final for the window's first seconds (its left context): the decoder continues
-    after it instead of transcribing that audio afresh, and its words are not returned."""
-    prefix_tail: str = ""
-    """The prefix's last words, whose audio starts `prefix_tail_s` into the window. Given, the rest
-    of the prefix becomes the decoder's previous text, read in one pass, and decoding starts at the
-    timestamp of that second with these words forced (`Transcriber._decoder_start`). Without, the whole
-    prefix is forced after <|notimestamps|>, and each of its tokens costs a decoder step."""
-    prefix_tail_s: float = 0.0
+    hints: DecoderHints = NO_HINTS
 
 
 def pick_device(requested: Device) -> str:
@@ -443,19 +435,20 @@ class Transcriber:
 
     def _decoder_start(self, tokenizer: Any, window: Window) -> _DecoderStart:
         """How the decoder starts on a window: its prompt, and where its prefix went."""
-        prefix = _prefix_tokens(tokenizer, window.prefix)
-        if not prefix or not window.prefix_tail.strip():
-            return _DecoderStart(self._prompt(tokenizer, window.prompt) + prefix, [], len(prefix), 0.0)
-        head_text = prefix_head(window.prefix, window.prefix_tail)
+        hints = window.hints
+        prefix = _prefix_tokens(tokenizer, hints.prefix)
+        if not prefix or not hints.prefix_tail.strip():
+            return _DecoderStart(self._prompt(tokenizer, hints.prompt) + prefix, [], len(prefix), 0.0)
+        head_text = prefix_head(hints.prefix, hints.prefix_tail)
         head = _prefix_tokens(tokenizer, head_text)
-        tail = _prefix_tokens(tokenizer, window.prefix_tail)
-        previous = " ".join(text for text in (window.prompt.strip(), head_text) if text)
+        tail = _prefix_tokens(tokenizer, hints.prefix_tail)
+        previous = " ".join(text for text in (hints.prompt.strip(), head_text) if text)
         # Started at the tail's timestamp, Whisper transcribes the audio from there on; the tail's
         # words, forced, make it go on after them rather than skip or repeat words at the seam (with
         # the timestamp alone it did both: long-form WER 12% -> 16% in `bench.simulate`).
         prompt = self._prompt(tokenizer, previous, without_timestamps=False)
-        prompt += [start_timestamp(tokenizer.timestamp_begin, window.prefix_tail_s), *tail]
-        return _DecoderStart(prompt, head, len(head) + len(tail), window.prefix_tail_s)
+        prompt += [start_timestamp(tokenizer.timestamp_begin, hints.prefix_tail_s), *tail]
+        return _DecoderStart(prompt, head, len(head) + len(tail), hints.prefix_tail_s)
 
     def _previous_tokens(self, tokenizer: Any, text: str) -> list[int]:
         """A window's previous text as tokens (encoded as faster-whisper encodes `initial_prompt`),

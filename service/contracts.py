@@ -60,8 +60,35 @@ class AudioPiece(_Message):
         return self
 
 
-class WindowRequest(_Message):
-    """Transcribe one participant's window of audio."""
+class DecoderHints(_Message):
+    """What the decoder is told about a window besides its audio and language: the one declaration
+    of these fields, from the streaming policy's plan (`streaming.window.WindowPlan`) through the
+    request to the model (`models.transcriber.Window`). A field added here, filled by the policy
+    and read by the model, touches those three files."""
+
+    prompt: str = ""
+    """Text of the participant's last finals, to condition the decoder."""
+    prefix: str = ""
+    """Text of the committed audio the window starts with: the decoder continues after it instead
+    of transcribing that audio afresh, and its words are not returned."""
+    prefix_tail: str = ""
+    """The prefix's last words, whose audio starts `prefix_tail_s` into the window: the decoder
+    starts there with them, the rest of the prefix its previous text, read in one pass. Empty:
+    all of the prefix is forced after <|notimestamps|>, each of its tokens a decoder step."""
+    prefix_tail_s: float = Field(default=0.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _tail_ends_prefix(self) -> DecoderHints:
+        prefix_head(self.prefix, self.prefix_tail)
+        return self
+
+
+NO_HINTS = DecoderHints()
+
+
+class WindowRequest(DecoderHints):
+    """Transcribe one participant's window of audio: its hints (flat in the JSON), where its audio
+    is, its language and where the result goes."""
 
     request_id: str
     audio: list[AudioPiece] = Field(min_length=1)
@@ -69,19 +96,6 @@ class WindowRequest(_Message):
     reply_to: str
     """Redis stream the result is appended to (one per ingress process)."""
     language: str
-    prompt: str = ""
-    """Text of the participant's last finals, to condition the decoder."""
-    prefix: str = ""
-    """Text of the committed audio the window starts with: the decoder continues after it."""
-    prefix_tail: str = ""
-    """The prefix's last words, whose audio starts `prefix_tail_s` into the window: the decoder
-    starts there with them, the rest of the prefix its previous text. Empty: all of it is forced."""
-    prefix_tail_s: float = Field(default=0.0, ge=0.0)
-
-    @model_validator(mode="after")
-    def _tail_ends_prefix(self) -> WindowRequest:
-        prefix_head(self.prefix, self.prefix_tail)
-        return self
 
 
 class WordTiming(_Message):

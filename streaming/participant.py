@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
-from service.contracts import WordTiming
+from service.contracts import DecoderHints, WordTiming
 from streaming.agreement import agreed_prefix, keep_surer_earlier_words
 from streaming.buffer import StreamBuffer
 from streaming.config import PolicyConfig
@@ -151,21 +151,23 @@ class ParticipantPolicy:
         end = self._final_end() if final else buffer.received
         context = self._context(end - buffer.window_start)
         context_pcm = b"".join(f.pcm for f in context)
+        tail_samples = 0  # where the last context final's audio starts within the context's
+        if context:
+            tail_samples = (len(context_pcm) - len(context[-1].pcm)) // SAMPLE_WIDTH_BYTES + context[
+                -1
+            ].tail_offset
         plan = WindowPlan(
             start=buffer.window_start,
             end=end,
             final=final,
-            prompt=self._prompt(len(context)),
             pcm=context_pcm + buffer.slice(buffer.window_start, end),
-            prefix=" ".join(f.text for f in context),
-            context_samples=len(context_pcm) // SAMPLE_WIDTH_BYTES,
-            prefix_tail=context[-1].tail if context else "",
-            # The last context final's audio ends the context's.
-            prefix_tail_samples=(
-                (len(context_pcm) - len(context[-1].pcm)) // SAMPLE_WIDTH_BYTES + context[-1].tail_offset
-                if context
-                else 0
+            hints=DecoderHints(
+                prompt=self._prompt(len(context)),
+                prefix=" ".join(f.text for f in context),
+                prefix_tail=context[-1].tail if context else "",
+                prefix_tail_s=buffer.seconds(tail_samples),
             ),
+            context_samples=len(context_pcm) // SAMPLE_WIDTH_BYTES,
             spans=(*((f.start, f.end) for f in context), (buffer.window_start, end)),
         )
         self._in_flight = plan
@@ -236,7 +238,7 @@ class ParticipantPolicy:
         # do for your country", then nothing at all with "Ask" as context) is heard again at
         # once without context and prompt: never committed over.
         stopped = self._hearing.stopped_early(words, plan.end)
-        retry = (stalled or stopped) and bool(plan.context_samples or plan.prompt)
+        retry = (stalled or stopped) and plan.heard_with_context
         self._context_paused = retry
         if retry:
             self._planned_until = self.buffer.window_start
@@ -255,7 +257,7 @@ class ParticipantPolicy:
         # nothing, unless it is past `hard_window_s` (windows stay bounded): its words would commit
         # over that speech.
         skipped = self._hearing.skipped_start(words)
-        retry = (stalled or skipped) and bool(plan.context_samples or plan.prompt)
+        retry = (stalled or skipped) and plan.heard_with_context
         self._hypothesis_heard_until = plan.end
         stable = agreed_prefix(self._hypothesis, words, fuzzy=self.config.fuzzy_agreement)
         heard = [self._heard[i] + 1 if i < stable else 1 for i in range(len(words))]

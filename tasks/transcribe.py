@@ -181,15 +181,7 @@ def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest
         except UnsupportedLanguageError as error:
             answers[index] = Answer(failure(request, ErrorCode.UNSUPPORTED_LANGUAGE, str(error)))
             continue
-        window = Window(
-            pcm=pcm,
-            language=request.language,
-            prompt=request.prompt,
-            prefix=request.prefix,
-            prefix_tail=request.prefix_tail,
-            prefix_tail_s=request.prefix_tail_s,
-        )
-        ready.append((index, window))
+        ready.append((index, Window(pcm, request.language, request)))  # a request is its hints
     outcomes = transcribe_windows(resources.transcriber, [window for _, window in ready])
     for (index, _), outcome in zip(ready, outcomes, strict=True):
         request = requests[index]

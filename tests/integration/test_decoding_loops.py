@@ -26,6 +26,7 @@ from demos.client import DEFAULT_CHUNK_SAMPLES
 from models.hallucinations import loop_start
 from models.transcriber import Transcriber, Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
+from service.contracts import DecoderHints
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -52,7 +53,7 @@ def test_words_before_a_loop_survive_on_both_paths(window: bytes) -> None:
     # tiny.en, unprompted, hears only the loop's sentence (no loop), which is not what is tested here.
     whole_prompts = Transcriber.from_settings(Settings(whisper_prompt_tokens=0))
     single = whole_prompts.transcribe(window, "en", PROMPT).words
-    batched = whole_prompts.transcribe_batch([Window(window, "en", PROMPT)])[0].words
+    batched = whole_prompts.transcribe_batch([Window(window, "en", DecoderHints(prompt=PROMPT))])[0].words
     for words in (single, batched):
         text = "".join(word.text for word in words)
         assert "can do for your country" in text, text
@@ -74,7 +75,9 @@ def test_a_prefix_decoded_again_past_the_speech_is_not_kept(transcriber: Transcr
     jfk = speech("jfk_ask_not")
     americans = int(1.74 * SAMPLE_RATE) * SAMPLE_WIDTH_BYTES
     from_americans = jfk[americans : 9 * DEFAULT_CHUNK_SAMPLES * SAMPLE_WIDTH_BYTES]
-    window = Window(from_americans, "en", prefix="Americans ask not what your country can do for you.")
+    window = Window(
+        from_americans, "en", DecoderHints(prefix="Americans ask not what your country can do for you.")
+    )
     words = transcriber.transcribe_batch([window])[0].words
     heard = normalize_text("".join(word.text for word in words))
     assert heard, "the window's new words are lost"

@@ -11,7 +11,7 @@ import pytest
 
 from models.transcriber import Transcriber, Window, encoder_frames
 from service.audio import BYTES_PER_SECOND
-from service.contracts import WordTiming
+from service.contracts import DecoderHints, WordTiming
 from service.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -55,12 +55,15 @@ def windows(speech: Callable[[str], bytes]) -> list[Window]:
         speech(name)[int(start * BYTES_PER_SECOND) // 2 * 2 :][: int(length * BYTES_PER_SECOND) // 2 * 2]
         for name, start, length in CUTS
     ]
-    return [Window(pcm=pcm, language="en", prompt=prompt) for pcm, prompt in zip(cut, PROMPTS, strict=True)]
+    return [
+        Window(pcm=pcm, language="en", hints=DecoderHints(prompt=prompt))
+        for pcm, prompt in zip(cut, PROMPTS, strict=True)
+    ]
 
 
 @pytest.fixture(scope="module")
 def alone(transcriber: Transcriber, windows: list[Window]) -> list[list[WordTiming]]:
-    return [transcriber.transcribe(w.pcm, w.language, w.prompt).words for w in windows]
+    return [transcriber.transcribe(w.pcm, w.language, w.hints.prompt).words for w in windows]
 
 
 def test_a_batch_of_one_hears_exactly_what_transcribe_hears(
@@ -103,7 +106,9 @@ def test_a_window_with_a_prefix_hears_only_the_words_after_it_at_their_own_times
     texts = [w.text.strip(" ,.").lower() for w in whole]
     first_new = texts.index("ask")
     prefix = "".join(w.text for w in whole[:first_new])
-    after = transcriber.transcribe_batch([Window(pcm=pcm, language="en", prefix=prefix)])[0].words
+    after = transcriber.transcribe_batch([Window(pcm=pcm, language="en", hints=DecoderHints(prefix=prefix))])[
+        0
+    ].words
     assert [w.text.strip(" ,.").lower() for w in after] == texts[first_new:]
     # Aligned after the prefix's audio, as in the window without one.
     assert [w.start for w in after] == pytest.approx([w.start for w in whole[first_new:]], abs=0.3)
@@ -126,9 +131,11 @@ def test_a_window_continued_after_its_prefix_tail_hears_only_the_words_after_it_
     window = Window(
         pcm=pcm,
         language="en",
-        prefix="".join(w.text for w in whole[:first_new]),
-        prefix_tail="".join(w.text for w in whole[first_new - 2 : first_new]),
-        prefix_tail_s=whole[first_new - 2].start,
+        hints=DecoderHints(
+            prefix="".join(w.text for w in whole[:first_new]),
+            prefix_tail="".join(w.text for w in whole[first_new - 2 : first_new]),
+            prefix_tail_s=whole[first_new - 2].start,
+        ),
     )
     after = transcriber.transcribe_batch([window])[0].words
     assert [w.text.strip(" ,.").lower() for w in after] == [
@@ -143,13 +150,25 @@ def test_windows_with_forced_and_continued_prefixes_batched_together_hear_what_t
     pcm, whole, first_new = jfk_with_prefix(transcriber, speech)
     prefix = "".join(w.text for w in whole[:first_new])
     tail = "".join(w.text for w in whole[first_new - 2 : first_new])
-    continued = Window(pcm, "en", prefix=prefix, prefix_tail=tail, prefix_tail_s=whole[first_new - 2].start)
+    continued = Window(
+        pcm, "en", DecoderHints(prefix=prefix, prefix_tail=tail, prefix_tail_s=whole[first_new - 2].start)
+    )
     windows = [
         Window(pcm, "en"),
-        Window(pcm, "en", prefix=prefix),  # forced after the same task tokens: one call with the first
+        Window(
+            pcm, "en", DecoderHints(prefix=prefix)
+        ),  # forced after the same task tokens: one call with the first
         continued,
-        Window(pcm, "en", prefix=prefix, prefix_tail=tail, prefix_tail_s=whole[first_new - 2].start + 0.1),
-        Window(pcm, "en", prompt="My fellow citizens.", prefix=prefix, prefix_tail=tail, prefix_tail_s=1.0),
+        Window(
+            pcm,
+            "en",
+            DecoderHints(prefix=prefix, prefix_tail=tail, prefix_tail_s=whole[first_new - 2].start + 0.1),
+        ),
+        Window(
+            pcm,
+            "en",
+            DecoderHints(prompt="My fellow citizens.", prefix=prefix, prefix_tail=tail, prefix_tail_s=1.0),
+        ),
     ]
     alone = [transcriber.transcribe_batch([window])[0].words for window in windows]
     together = transcriber.transcribe_batch(windows)

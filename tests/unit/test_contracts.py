@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
-from service.contracts import ErrorCode, WindowRequest, WindowResult, prefix_head
+from service.contracts import DecoderHints, ErrorCode, WindowRequest, WindowResult, prefix_head
 
 pytestmark = pytest.mark.unit
 
@@ -38,6 +40,19 @@ def test_a_prefix_tail_is_the_prefix_s_last_words_at_a_time_in_the_window() -> N
 def test_a_bad_prefix_tail_or_audio_piece_is_refused(fields: dict[str, object], complaint: str) -> None:
     with pytest.raises(ValidationError, match=complaint):
         request(**fields)
+
+
+def test_a_request_carries_its_window_s_hints_flat_in_the_json_as_before() -> None:
+    hints = DecoderHints(prompt="Hi.", prefix="And so, my fellow", prefix_tail="my fellow", prefix_tail_s=0.4)
+    audio = [{"key": "k", "start": 0, "end": 32000}]
+    sent = WindowRequest.model_validate(
+        hints.model_dump() | {"request_id": "r1", "audio": audio, "reply_to": "s", "language": "en"}
+    )
+    fields = json.loads(sent.model_dump_json())
+
+    assert set(fields) == {"request_id", "audio", "reply_to", "language", *DecoderHints.model_fields}
+    assert fields["prefix_tail_s"] == 0.4 and fields["prompt"] == "Hi."
+    assert DecoderHints.model_validate(sent.model_dump(include=set(DecoderHints.model_fields))) == hints
 
 
 def test_the_prefix_without_its_tail_is_what_comes_before_the_tail() -> None:

@@ -176,8 +176,8 @@ def test_an_agreed_sentence_end_the_speaker_paused_after_is_a_final_while_speech
     # The next window re-hears a little before the cut, or starts at it after the final's audio.
     overlap = 0 if context_s else samples(config.overlap_s)
     assert samples(americans.end) <= after.start + overlap <= samples(ask.start)
-    assert after.prefix == ("And so my fellow Americans." if context_s else "")
-    assert after.prompt == ("" if context_s else "And so my fellow Americans.")
+    assert after.hints.prefix == ("And so my fellow Americans." if context_s else "")
+    assert after.hints.prompt == ("" if context_s else "And so my fellow Americans.")
 
 
 def test_sentence_end_seen_in_one_hypothesis_only_is_not_cut() -> None:
@@ -362,8 +362,8 @@ def test_a_long_unpunctuated_sentence_is_committed_phrase_by_phrase_and_sent_who
     # Every window still hears the sentence from its lead-in: the words already committed as its
     # prefix, their audio before the new audio.
     assert {plan.start - plan.context_samples for plan in session.plans} == {session.plans[0].start}
-    assert all(text.startswith(plan.prefix) for plan in session.plans)
-    assert len({plan.prefix for plan in session.plans}) >= 3
+    assert all(text.startswith(plan.hints.prefix) for plan in session.plans)
+    assert len({plan.hints.prefix for plan in session.plans}) >= 3
 
     session.play(until_s=words[-1].end + 2.0)
 
@@ -464,7 +464,7 @@ def test_the_prompt_never_repeats_words_whose_audio_is_still_in_the_window() -> 
     session.play(until_s=words[-1].end)
 
     assert session.commits
-    assert {plan.prompt for plan in session.plans} == {""}
+    assert {plan.hints.prompt for plan in session.plans} == {""}
 
 
 # ---- long windows -------------------------------------------------------------------------------
@@ -619,7 +619,7 @@ def stops_at_first_sentence_end(words: Sequence[Spoken], stretch_last: bool) -> 
 
     def model(plan: WindowPlan) -> list[WordTiming]:
         heard = in_window(plan, words)
-        if not (plan.prompt or plan.prefix):
+        if not (plan.hints.prompt or plan.hints.prefix):
             return heard
         ends = [i for i, w in enumerate(heard) if w.text.rstrip().endswith(".")]
         if not ends or ends[0] == len(heard) - 1:
@@ -654,7 +654,7 @@ def skips_to_the_next_sentence(words: Sequence[Spoken]) -> Model:
     def model(plan: WindowPlan) -> list[WordTiming]:
         heard = in_window(plan, words)
         later = [w for w in heard if w.start >= words[second].start - window_clock(plan) - 1e-6]
-        return later if len(later) >= 4 and (plan.prompt or plan.prefix) else heard
+        return later if len(later) >= 4 and (plan.hints.prompt or plan.hints.prefix) else heard
 
     return model
 
@@ -683,7 +683,7 @@ def hears_only_the_first_word_with_context_at_the_end(words: Sequence[Spoken]) -
 
     def model(plan: WindowPlan) -> list[WordTiming]:
         heard = in_window(plan, words)
-        if plan.final and (plan.prompt or plan.prefix):
+        if plan.final and (plan.hints.prompt or plan.hints.prefix):
             return heard[:1]
         return heard
 
@@ -697,7 +697,7 @@ def test_a_final_window_that_stops_short_of_the_speech_is_heard_again_without_co
 
     assert " ".join(t.text for t in session.finals) == spoken_text(ASK_WHAT)
     finals_windows = [plan for plan in session.plans if plan.final]
-    assert finals_windows[-1].prompt == finals_windows[-1].prefix == ""
+    assert finals_windows[-1].hints.prompt == finals_windows[-1].hints.prefix == ""
 
 
 def test_the_last_hypothesis_is_not_made_final_when_it_stopped_short_of_the_speech() -> None:
@@ -811,7 +811,7 @@ def test_speech_a_hypothesis_stopped_short_of_is_heard_at_once_without_context_a
 
     assert " ".join(t.text for t in session.finals) == spoken_text(STALLING_SPEECH)
     # Once a final is cut from a window that did not stall, context and prompt come back.
-    with_context = [bool(plan.prompt or plan.prefix) for plan in session.plans]
+    with_context = [bool(plan.hints.prompt or plan.hints.prefix) for plan in session.plans]
     paused_at = with_context.index(False, with_context.index(True))
     assert any(with_context[paused_at:]), with_context
 
@@ -829,8 +829,8 @@ def test_a_stalled_hypothesis_stretched_over_the_skipped_speech_is_heard_again_w
     retries = [
         (stalled, again)
         for stalled, again in itertools.pairwise(plans)
-        if (stalled.prompt or stalled.prefix)
-        and not (again.prompt or again.prefix)
+        if (stalled.hints.prompt or stalled.hints.prefix)
+        and not (again.hints.prompt or again.hints.prefix)
         and again.start == stalled.start
         and again.end - stalled.end <= BROWSER_CHUNK_FRAMES * FRAME
     ]
@@ -846,7 +846,7 @@ def test_a_final_window_that_stalled_with_context_is_transcribed_again_without_i
     session.play(until_s=words[-1].end + 2.0)
 
     finals = [plan for plan in session.plans if plan.final]
-    assert [bool(plan.prefix or plan.prompt) for plan in finals[-2:]] == [True, False]
+    assert [bool(plan.hints.prefix or plan.hints.prompt) for plan in finals[-2:]] == [True, False]
     assert " ".join(t.text for t in session.finals) == spoken_text(words)
 
 
@@ -1174,7 +1174,7 @@ def test_prompt_holds_the_last_finals() -> None:
     session.play(until_s=11.0)
 
     assert [t.text for t in session.finals] == ["First one.", "Second one.", "Third one.", "Fourth"]
-    prompts = [plan.prompt for plan in session.plans]
+    prompts = [plan.hints.prompt for plan in session.plans]
     assert prompts[0] == ""
     assert "First one. Second one." in prompts
     assert prompts[-1] == "Second one. Third one."
@@ -1197,7 +1197,7 @@ def test_after_a_pause_the_window_starts_with_the_last_final_its_audio_and_its_t
         context = plan.pcm[: plan.context_samples * SAMPLE_WIDTH_BYTES]
         assert context == first.pcm  # the final's own audio, joined to the new speech's lead-in
         assert starts_at(plan.pcm[len(context) :], plan.start)
-        assert plan.prefix == "First one." and plan.prompt == ""
+        assert plan.hints.prefix == "First one." and plan.hints.prompt == ""
     session.play(until_s=6.0)
     assert " ".join(t.text for t in session.finals) == "First one. Second part here"
 
@@ -1211,12 +1211,14 @@ def test_the_decoder_starts_at_the_context_s_last_words_where_their_audio_is() -
 
     finals = [t.text for t in session.finals]
     assert finals == ["First one.", "The second one is right here.", "Third part now"]
-    with_context = [plan for plan in session.plans if plan.prefix]
-    assert {plan.prefix for plan in with_context} >= {"First one.", "First one. The second one"}
+    with_context = [plan for plan in session.plans if plan.hints.prefix]
+    assert {plan.hints.prefix for plan in with_context} >= {"First one.", "First one. The second one"}
     for plan in with_context:
-        assert plan.prefix_tail == " ".join(plan.prefix.split()[-2:])
-        first_tail_word = next(word for word in words if word.text.strip() == plan.prefix_tail.split()[0])
-        tail_pcm = plan.pcm[plan.prefix_tail_samples * SAMPLE_WIDTH_BYTES :]
+        assert plan.hints.prefix_tail == " ".join(plan.hints.prefix.split()[-2:])
+        first_tail_word = next(
+            word for word in words if word.text.strip() == plan.hints.prefix_tail.split()[0]
+        )
+        tail_pcm = plan.pcm[samples(plan.hints.prefix_tail_s) * SAMPLE_WIDTH_BYTES :]
         assert starts_at(tail_pcm, samples(first_tail_word.start))
 
 
@@ -1230,13 +1232,13 @@ def test_a_final_shorter_than_the_tail_is_the_tail_whole_and_zero_words_force_al
 
     for session in (short, forced):
         assert session.finals[0].text == "Yes."
-    with_context = [plan for plan in short.plans if plan.prefix == "Yes."]
+    with_context = [plan for plan in short.plans if plan.hints.prefix == "Yes."]
     assert with_context
     for plan in with_context:
-        assert plan.prefix_tail == "Yes."
-        assert starts_at(plan.pcm[plan.prefix_tail_samples * SAMPLE_WIDTH_BYTES :], samples(0.5))
-    assert all(plan.prefix_tail == "" for plan in forced.plans)
-    assert any(plan.prefix == "Yes." for plan in forced.plans)
+        assert plan.hints.prefix_tail == "Yes."
+        assert starts_at(plan.pcm[samples(plan.hints.prefix_tail_s) * SAMPLE_WIDTH_BYTES :], samples(0.5))
+    assert all(plan.hints.prefix_tail == "" for plan in forced.plans)
+    assert any(plan.hints.prefix == "Yes." for plan in forced.plans)
 
 
 def test_a_window_with_its_context_lasts_at_most_context_s() -> None:
@@ -1260,7 +1262,7 @@ def test_finals_that_do_not_fit_in_the_context_go_to_the_prompt() -> None:
 
     assert [t.text for t in session.finals] == ["First one.", "Second one.", "Third one.", "Fourth"]
     last = session.plans[-1]
-    assert (last.prompt, last.prefix) == ("First one. Second one.", "Third one.")
+    assert (last.hints.prompt, last.hints.prefix) == ("First one. Second one.", "Third one.")
 
 
 def test_no_prompt_when_max_prompt_finals_is_zero() -> None:
@@ -1270,7 +1272,7 @@ def test_no_prompt_when_max_prompt_finals_is_zero() -> None:
     session.play(until_s=6.0)
 
     assert len(session.finals) == 2
-    assert {plan.prompt for plan in session.plans} == {""}
+    assert {plan.hints.prompt for plan in session.plans} == {""}
 
 
 def test_return_audio_gives_each_final_the_pcm_of_its_span() -> None:
