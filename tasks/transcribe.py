@@ -35,8 +35,11 @@ class WindowTranscriber(Protocol):
     entry point passes in."""
 
     load_s: float
-    decoder_calls: int
-    """Model (decoder) calls made so far: windows over calls is the batch fill."""
+
+    @property
+    def decoder_calls(self) -> int:
+        """Model (decoder) calls made so far: windows over calls is the batch fill."""
+        ...
 
     def check_language(self, language: str) -> None: ...
 

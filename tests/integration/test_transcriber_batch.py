@@ -9,7 +9,8 @@ from collections.abc import Callable
 
 import pytest
 
-from models.transcriber import Transcriber, Window, encoder_frames
+from models.decoding import encoder_frames
+from models.transcriber import Transcriber, Window
 from service.audio import BYTES_PER_SECOND
 from service.contracts import DecoderHints, WordTiming
 from service.settings import Settings

@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from models.transcriber import (
-    _kept_words,
+from models.decoding import (
     batch_frames,
     decoded_token_cap,
     parallel_parts,
     previous_text,
     prompt_groups,
     start_timestamp,
-    timed_words,
 )
+from models.segments import kept_words
+from models.word_timings import timed_words
 from service.contracts import WordTiming
 
 pytestmark = pytest.mark.unit
@@ -164,7 +164,7 @@ def test_words_heard_before_a_decoding_loop_are_kept_though_the_loop_looked_made
     ]
     text = "".join(word.text for word in words)
 
-    kept = _kept_words([(text, 0.01, -0.22, 3.8, words)], whole_recording=False)
+    kept = kept_words([(text, 0.01, -0.22, 3.8, words)], whole_recording=False)
 
     assert "".join(word.text for word in kept) == "".join(heard + loop[:4])
 
@@ -188,7 +188,7 @@ def test_words_heard_before_text_with_no_audio_are_kept_though_that_text_looked_
     words = squeezed_after([" Ask", " what"], [" " + word for word in again.split()])
     text = "".join(word.text for word in words)
 
-    kept = _kept_words([(text, 0.41, -0.17, 4.1, words)], whole_recording=False)
+    kept = kept_words([(text, 0.41, -0.17, 4.1, words)], whole_recording=False)
 
     assert "".join(word.text for word in kept) == " Ask what"
 
@@ -197,13 +197,13 @@ def test_only_a_streaming_window_loses_words_the_alignment_squeezed() -> None:
     words = squeezed_after([" Ask", " what"], [" you", " can", " do", " for"])
     segment = ("".join(word.text for word in words), 0.01, -0.2, 1.2, words)
 
-    assert [w.text for w in _kept_words([segment], whole_recording=False)] == [" Ask", " what"]
-    assert _kept_words([segment], whole_recording=True) == words  # Whisper's own segments stay
+    assert [w.text for w in kept_words([segment], whole_recording=False)] == [" Ask", " what"]
+    assert kept_words([segment], whole_recording=True) == words  # Whisper's own segments stay
 
 
 def test_a_segment_that_is_all_loop_of_stock_phrases_is_still_dropped() -> None:
     words = [WordTiming(text=" Thank you.", start=float(i), end=i + 0.5, probability=0.3) for i in range(6)]
-    kept = _kept_words([(" Thank you." * 6, 0.7, -1.2, 4.0, words)], whole_recording=False)
+    kept = kept_words([(" Thank you." * 6, 0.7, -1.2, 4.0, words)], whole_recording=False)
     assert kept == []
 
 

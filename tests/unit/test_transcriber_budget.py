@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from models.transcriber import (
+from models.decoding import (
     MIN_ENCODER_S,
     WHISPER_MAX_LENGTH,
     decoded_token_cap,
