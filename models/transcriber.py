@@ -50,50 +50,33 @@ def pick_device(requested: Device) -> str:
 
 class Transcriber:
     def __init__(
-        self,
-        model_folder: Path,
-        *,
-        device: str = "cpu",
-        device_index: int | list[int] = 0,
-        compute_type: str = "int8",
-        beam_size: int = 1,
-        cpu_threads: int = 0,
-        parallel_calls: int = 1,
-        prompt_tokens: int = 0,
-        name: str | None = None,
+        self, engine: WhisperEngine, model_folder: Path, name: str, device: str, parallel_calls: int = 1
     ) -> None:
-        self._engine = WhisperEngine(
-            model_folder,
-            device=device,
-            device_index=device_index,
-            compute_type=compute_type,
-            beam_size=beam_size,
-            cpu_threads=cpu_threads,
-            parallel_calls=parallel_calls,
-            prompt_tokens=prompt_tokens,
-        )
+        self._engine = engine
         self.parallel_calls = parallel_calls
         self._calls = ThreadPoolExecutor(parallel_calls, "model-call") if parallel_calls > 1 else None
         """Threads that submit the parts of a batch to the replicas (CTranslate2 frees the GIL)."""
         self.model_folder = model_folder
-        self.name = name or model_folder.name
+        self.name = name
         self.device = device
-        self.load_s = self._engine.load_s
+        self.load_s = engine.load_s
 
     @classmethod
     def from_settings(cls, settings: Settings, gpu_index: int | None = None) -> Transcriber:
         device = pick_device(settings.whisper_device)
-        return cls(
-            resolve_model_folder(settings.whisper_model_name, settings.whisper_model_path),
+        folder = resolve_model_folder(settings.whisper_model_name, settings.whisper_model_path)
+        parallel_calls = settings.parallel_model_calls(device)
+        engine = WhisperEngine(
+            folder,
             device=device,
             device_index=gpu_index if gpu_index is not None else settings.whisper_gpu_indices,
             compute_type=settings.whisper_compute_type,
             beam_size=settings.beam_size,
             cpu_threads=settings.whisper_cpu_threads,
-            parallel_calls=settings.parallel_model_calls(device),
+            parallel_calls=parallel_calls,
             prompt_tokens=settings.whisper_prompt_tokens,
-            name=settings.whisper_model_name,
         )
+        return cls(engine, folder, settings.whisper_model_name, device, parallel_calls)
 
     @property
     def decoder_calls(self) -> int:
