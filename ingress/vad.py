@@ -1,8 +1,10 @@
 """Streaming voice activity detection: Silero VAD (ONNX) run on each new chunk only.
 
 faster-whisper ships the Silero model file; we locate it without importing faster-whisper (the
-ingress never loads the speech model's code) and run it with onnxruntime, carrying the LSTM state
-and the 64-sample context from one chunk to the next, so each chunk costs a few milliseconds.
+ingress never loads the speech model's code), or take the file VAD_MODEL_PATH names (an ingress
+installed without the worker's packages, as its image is), and run it with onnxruntime, carrying
+the LSTM state and the 64-sample context from one chunk to the next, so each chunk costs a few
+milliseconds.
 
 The model was half of the ingress's CPU (about 2 ms a second of audio). Digital silence, which a
 muted or idle client sends, is not run through it once it has lasted half a second; sound after it
@@ -35,7 +37,10 @@ a new participant's would. Half the frames of the corpus's meeting tracks are di
 def default_model_path() -> Path:
     spec = importlib.util.find_spec("faster_whisper")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("faster-whisper is not installed, and it ships the Silero VAD model we use")
+        raise RuntimeError(
+            f"no Silero VAD model: set VAD_MODEL_PATH to a {MODEL_FILE} file, or install the worker's "
+            "packages (pip install 'streaming-whisper[worker]': faster-whisper ships the file)"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "assets" / MODEL_FILE
 
 

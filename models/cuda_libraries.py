@@ -4,7 +4,7 @@ first window ("Library libcublas.so.12 is not found or cannot be loaded").
 
 The wheel is built against CUDA 12: it opens `libcublas.so.12`, which a CUDA 12 system (the
 `worker-gpu` image) has on the loader's path. On a host with another CUDA, NVIDIA's
-`nvidia-cublas-cu12` wheel (`pip install 'streaming-whisper[gpu]'`) puts the library under
+`nvidia-cublas-cu12` wheel (`pip install 'streaming-whisper[worker,gpu]'`) puts the library under
 site-packages; it is loaded from there by path, and CTranslate2's later open by name finds it
 already loaded."""
 
@@ -51,7 +51,8 @@ def load_cuda_libraries(
             raise CudaLibraryMissing(
                 f"WHISPER_DEVICE=cuda needs {name} (CUDA 12's cuBLAS), which CTranslate2 opens, and it "
                 "cannot be loaded: use a CUDA 12 system (the worker-gpu image) or install NVIDIA's wheel "
-                f"with pip install 'streaming-whisper[gpu]' (nvidia-cublas-cu12). Tried: {'; '.join(reasons)}"
+                "with pip install 'streaming-whisper[worker,gpu]' (nvidia-cublas-cu12). "
+                f"Tried: {'; '.join(reasons)}"
             )
     logger.info("CUDA libraries: %s", ", ".join(loaded))
     return loaded

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     whisper_model_path: Path | None = None
     """A CTranslate2 Whisper folder, or a folder holding one folder per model name. Unset: the worker
     also looks in `models.catalogue.default_models_dir()`, where `models install` puts models."""
+    vad_model_path: Path | None = None
+    """The ingress's Silero VAD model (`silero_vad_v6.onnx`). Unset: the file faster-whisper ships,
+    found without importing it; an ingress installed without the worker's packages (its image)
+    names the file here."""
     beam_size: int = Field(default=1, ge=1, le=10)
     whisper_compute_type: str = "int8"
     whisper_device: Device = Device.AUTO
@@ -143,6 +147,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "whisper_model_path",
+        "vad_model_path",
         "asap_pub_keys_repo_url",
         "asap_pub_keys_folder",
         "asap_pub_keys_fallback_folder",
@@ -206,6 +211,13 @@ class Settings(BaseSettings):
     def _model_path_exists(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_dir():
             raise ValueError(f"{value} is not a folder")
+        return value
+
+    @field_validator("vad_model_path")
+    @classmethod
+    def _vad_model_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
         return value
 
     @property

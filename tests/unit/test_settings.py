@@ -156,6 +156,7 @@ def test_tests_build_their_own_settings_without_the_environment(monkeypatch: pyt
         ("BEAM_SIZE", "0"),
         ("WHISPER_DEVICE", "tpu"),
         ("WHISPER_MODEL_PATH", "/does/not/exist"),
+        ("VAD_MODEL_PATH", "/does/not/exist.onnx"),
         ("REDIS_URL", "http://x"),
         ("REDIS_PORT", "70000"),
         ("WHISPER_GPU_INDICES", "0,x"),
