@@ -8,6 +8,7 @@
 FROM python:3.11-slim AS source
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY commands commands
 COPY service service
 COPY streaming streaming
 COPY ingress ingress

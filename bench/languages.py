@@ -22,8 +22,8 @@ from pathlib import Path
 from bench.corpus import NO_LANGUAGE, CorpusItem, default_corpus_dir, load_corpus, select_items
 from bench.run import RESULTS_DIR, Endpoint, stream_item, transcribe_offline
 from bench.scoring import CHARACTER_SCORED_LANGUAGES, error_rate
+from commands.launcher import LocalStack, free_port
 from models.catalogue import ModelNotFoundError, resolve_model_folder
-from service.launcher import LocalStack, free_port
 from service.logs import configure_logging
 from service.settings import Settings
 

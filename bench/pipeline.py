@@ -53,11 +53,11 @@ from bench.corpus import default_corpus_dir, load_corpus
 from bench.pipeline_worker import CALL_MS_VARIABLE, STANDIN_FILE_VARIABLE
 from bench.run import RESULTS_DIR, STREAM_MARGIN_S, Endpoint, positive_counts
 from bench.standin import StandinClip, write_standin_file
+from commands.launcher import LocalStack, free_port
 from demos.client import MeetingResult
 from service import names
 from service.audio import BYTES_PER_SECOND
 from service.contracts import AudioPiece, WindowRequest, WordTiming
-from service.launcher import LocalStack, free_port
 from service.settings import Settings
 from tasks.celery_app import create_celery_app
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from bench.standin import FixedCostTranscriber
-from service.cli import start_celery_worker
+from commands.cli import start_celery_worker
 from service.logs import configure_logging
 from service.settings import Settings, load_settings
 from tasks.celery_app import create_celery_app

@@ -31,9 +31,9 @@ from bench.corpus import NO_LANGUAGE, REPO_ROOT, CorpusItem, default_corpus_dir,
 from bench.measures import ParticipantRun, StreamCompute, check_targets, combine, measure_item
 from bench.metrics import FINAL, INTERIM, Message, TimedWord
 from bench.report import ItemReport, Report, write_all
+from commands.launcher import LocalStack, free_port
 from demos.client import DEFAULT_CHUNK_SAMPLES, MeetingResult, meeting_url, stream_meeting
 from service import names
-from service.launcher import LocalStack, free_port
 from service.logs import configure_logging
 from service.pcm_files import read_pcm
 from service.settings import Settings

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from commands.launcher import LocalStack, free_port
 from demos.client import MeetingResult, stream_meeting
-from service.launcher import LocalStack, free_port
 from service.pcm_files import read_pcm
 from service.settings import Settings
 

@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench.scoring import error_rate
+from commands.launcher import free_port
 from demos.client import MeetingResult, stream_meeting
 from ingress.keys import key_file_name
-from service.launcher import free_port
 from tests.integration.conftest import ARTIFACTS, STREAM_TIMEOUT_S, TEST_SPEED, Service
 
 pytestmark = pytest.mark.integration

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.scoring import error_rate, normalize_text
+from commands.launcher import free_port
 from demos.client import (
     DEFAULT_CHUNK_SAMPLES,
     MAX_MESSAGE_BYTES,
@@ -38,7 +39,6 @@ from ingress.protocol import (
     parse_client_message,
 )
 from service.audio import SAMPLE_RATE
-from service.launcher import free_port
 from tests.integration.conftest import STREAM_TIMEOUT_S, TEST_SPEED, Service
 
 pytestmark = pytest.mark.integration

@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from bench.scoring import error_rate
+from commands.launcher import free_port
 from demos.client import MeetingResult, stream_meeting
 from ingress.keys import key_file_name
-from service.launcher import free_port
 from tests.integration.conftest import STREAM_TIMEOUT_S, TEST_SPEED
 from tests.integration.test_bad_input import audio_frames, bad_frames, merged, open_and_converse
 from tests.integration.test_run_command import READY_LINE, START_TIMEOUT_S, Output
@@ -116,7 +116,7 @@ def running(issuer: tuple[Issuer, Path]) -> Iterator[tuple[RunningService, subpr
         ASAP_PUB_KEYS_AUDS=AUDIENCE,
         LOG_LEVEL="DEBUG",  # the most talkative setting: still no token may appear
     )
-    command = [sys.executable, "-m", "service.cli", "run"]
+    command = [sys.executable, "-m", "commands.cli", "run"]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
         output = Output(process, READY_LINE.format(port=port))
         try:

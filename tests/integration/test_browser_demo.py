@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
 
 from bench.scoring import error_rate
-from service.launcher import free_port
+from commands.launcher import free_port
 from service.pcm_files import write_pcm
 from tests.integration.conftest import ARTIFACTS, Service
 

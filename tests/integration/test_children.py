@@ -1,4 +1,4 @@
-"""service.children with real processes: a child stops when its parent is killed outright, whichever
+"""commands.children with real processes: a child stops when its parent is killed outright, whichever
 thread started it, and a process that asked to exit with its parent does."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from service.children import spawn_child
+from commands.children import spawn_child
 from tests.processes import survivors
 
 pytestmark = pytest.mark.integration
@@ -52,7 +52,7 @@ def test_a_child_stops_when_its_parent_is_killed_outright() -> None:
     child = killed_parent_leaves(
         f"""
         import time
-        from service.children import spawn_child
+        from commands.children import spawn_child
         print(spawn_child({SLEEPER!r}).pid, flush=True)
         time.sleep(120)
         """
@@ -62,7 +62,7 @@ def test_a_child_stops_when_its_parent_is_killed_outright() -> None:
 
 
 def test_a_process_that_asked_to_exit_with_its_parent_does() -> None:
-    armed = "import os, time; from service.children import exit_with_parent; exit_with_parent(); "
+    armed = "import os, time; from commands.children import exit_with_parent; exit_with_parent(); "
     armed += "print(os.getpid(), flush=True); time.sleep(120)"
     child = killed_parent_leaves(  # the child prints its pid once armed, on its parent's stdout
         f"""

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from bench.scoring import error_rate
+from commands.launcher import LocalStack, free_port
 from demos.client import (
     DEFAULT_CHUNK_SAMPLES,
     MAX_MESSAGE_BYTES,
@@ -33,7 +34,6 @@ from ingress.protocol import END_OF_MEETING
 from models.transcriber import Transcriber
 from service import names
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
-from service.launcher import LocalStack, free_port
 from service.settings import Settings
 from tests.integration.conftest import ARTIFACTS, STREAM_TIMEOUT_S, TEST_SPEED, Service
 

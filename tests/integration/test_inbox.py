@@ -14,9 +14,9 @@ import redis
 from celery import Celery
 from kombu import Connection
 
+from commands.launcher import EmbeddedRedis
 from service import names
 from service.contracts import AudioPiece, WindowRequest
-from service.launcher import EmbeddedRedis
 from service.settings import Settings
 from tasks.celery_app import create_celery_app
 from tasks.inbox import Inbox

@@ -166,7 +166,7 @@ def test_bad_message_gets_an_error_and_the_meeting_goes_on(
 
 
 def test_finals_carry_their_audio_when_asked(service: Service, speech: Any) -> None:
-    from service.launcher import free_port
+    from commands.launcher import free_port
 
     base = service.stack.start_ingress(
         "ingress-with-audio", free_port(), {"WHISPER_RETURN_TRANSCRIBED_AUDIO": "1"}
@@ -187,7 +187,7 @@ def test_finals_carry_their_audio_when_asked(service: Service, speech: Any) -> N
 
 
 def test_without_bypass_or_keys_connections_are_refused_with_a_reason(service: Service, speech: Any) -> None:
-    from service.launcher import free_port
+    from commands.launcher import free_port
 
     base = service.stack.start_ingress("ingress-locked", free_port(), {"BYPASS_AUTHORIZATION": "0"})
     try:

@@ -18,7 +18,7 @@ from service.audio import pcm_to_float32
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_COMMAND = (sys.executable, "-m", "service.cli", "models")
+MODELS_COMMAND = (sys.executable, "-m", "commands.cli", "models")
 GERMAN = "de_picovoice_sample"
 MAX_GERMAN_WER = 0.5
 """base, greedy, int8 on CPU: 4 of 10 words wrong here ("liegt in der" for "liegenden", "Leichenhaler")."""

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bench.scoring import error_rate
+from commands.launcher import LocalStack, free_port
 from demos.client import MeetingResult, stream_meeting
 from models.install import install
-from service.launcher import LocalStack, free_port
 from service.settings import Settings
 from tests.integration.conftest import ARTIFACTS, STREAM_TIMEOUT_S, TEST_SPEED
 

@@ -13,8 +13,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from commands.launcher import free_port
 from service import names
-from service.launcher import free_port
 from tasks.transcribe import announce
 from tests.integration.conftest import Service
 

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from bench.scoring import error_rate
+from commands.launcher import EmbeddedRedis, LocalStack, free_port
 from demos.client import stream_meeting
-from service.launcher import EmbeddedRedis, LocalStack, free_port
 from service.settings import Settings
 from tests.integration.conftest import ARTIFACTS, STREAM_TIMEOUT_S, TEST_SPEED
 

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench.scoring import error_rate
+from commands.launcher import EmbeddedRedis, LocalStack, free_port
 from demos.client import stream_meeting
-from service.launcher import EmbeddedRedis, LocalStack, free_port
 from service.settings import Settings
 from tests.integration.conftest import ARTIFACTS, STREAM_TIMEOUT_S, TEST_SPEED, Service
 from tests.integration.test_operate import get

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from service.launcher import free_port
+from commands.launcher import free_port
 from tests.processes import survivors
 
 pytestmark = pytest.mark.integration
@@ -57,7 +57,7 @@ def environment(port: int) -> dict[str, str]:
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_run_starts_redis_worker_and_ingress_and_stops_them_all(stop_signal: signal.Signals) -> None:
     port = free_port()
-    command = [sys.executable, "-m", "service.cli", "run"]
+    command = [sys.executable, "-m", "commands.cli", "run"]
     with subprocess.Popen(
         command, env=environment(port), stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     ) as process:
@@ -87,7 +87,7 @@ def make_run() -> list[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [[sys.executable, "-m", "service.cli", "run"], make_run()],
+    [[sys.executable, "-m", "commands.cli", "run"], make_run()],
     ids=["streaming-whisper run", "make run"],
 )
 def test_a_sigkilled_run_leaves_no_process_behind(command: list[str]) -> None:

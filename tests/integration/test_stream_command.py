@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 JFK = "jfk_ask_not"
 MAX_WER = 0.10
 CLI_TIMEOUT_S = 120
-STREAM_COMMAND = (sys.executable, "-m", "service.cli", "stream")
+STREAM_COMMAND = (sys.executable, "-m", "commands.cli", "stream")
 JSON_OPTIONS = ("--fast", "--json", "--participant", "jfk")
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from service.cli import NUMERIC_THREAD_VARIABLES, pin_numeric_threads
+from commands.cli import NUMERIC_THREAD_VARIABLES, pin_numeric_threads
 
 pytestmark = pytest.mark.unit
 
@@ -26,6 +26,6 @@ def test_zero_model_threads_still_pins_one_thread_per_pool() -> None:
 
 def test_the_entry_point_loads_no_numeric_library_before_it_pins_them() -> None:
     # The pools read their variables once, at load: pinning after numpy is imported does nothing.
-    code = "import sys, service.cli; print(sorted({'numpy', 'ctranslate2'} & set(sys.modules)))"
+    code = "import sys, commands.cli; print(sorted({'numpy', 'ctranslate2'} & set(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"

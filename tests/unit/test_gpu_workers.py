@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from service.gpu_workers import per_gpu_environments, run_one_per_gpu
+from commands.gpu_workers import per_gpu_environments, run_one_per_gpu
 
 pytestmark = pytest.mark.unit
 

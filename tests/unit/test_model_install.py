@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from commands import cli
 from models.catalogue import default_models_dir, resolve_model_folder
 from models.install import (
     SPLIT_MODELS,
@@ -33,12 +34,11 @@ from models.verify import (
     is_multilingual,
     verify_model,
 )
-from service import cli
 
 pytestmark = pytest.mark.unit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_COMMAND = (sys.executable, "-m", "service.cli", "models")
+MODELS_COMMAND = (sys.executable, "-m", "commands.cli", "models")
 UNREACHABLE = "http://127.0.0.1:9"
 """The discard port: nothing listens, so a connection is refused at once, with no network needed."""
 

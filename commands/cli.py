@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from service.children import exit_with_parent
+from commands.children import exit_with_parent
 from service.logs import configure_logging
 from service.settings import Settings, SettingsError, load_settings
 
@@ -65,7 +65,7 @@ def run_worker(settings: Settings) -> None:
     from tasks.transcribe import register_tasks
 
     if len(settings.whisper_gpu_indices) > 1 and pick_device(settings.whisper_device) == Device.CUDA.value:
-        from service.gpu_workers import run_one_per_gpu
+        from commands.gpu_workers import run_one_per_gpu
 
         raise SystemExit(run_one_per_gpu(settings.whisper_gpu_indices))
     if settings.worker_metrics_port:
@@ -95,7 +95,7 @@ def start_celery_worker(app: Celery, settings: Settings) -> None:
 
 
 def run_all(settings: Settings) -> None:
-    from service.launcher import LocalStack, StackError, StopRequested
+    from commands.launcher import LocalStack, StackError, StopRequested
 
     stack = LocalStack(settings)
     stack.stop_on_signals()
