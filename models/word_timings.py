@@ -1,5 +1,5 @@
 """Word times from a window's alignment, by faster-whisper's rules (ported: its own
-`add_word_timestamps` works on segments of a whole recording; `tests/unit/test_faster_whisper_api.py`
+`add_word_timestamps` works on segments of a whole recording; `tests/unit/models/test_faster_whisper_api.py`
 fails when those rules change), and the punctuation both transcription paths join to words."""
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_the_ingress_and_cpu_images_are_slim_and_only_the_gpu_worker_carries_cud
         return text.split(f"AS {name}\n", 1)[1].split("\nFROM ", 1)[0]
 
     # No faster-whisper, CTranslate2 or model weights in the ingress: its extra only, and the VAD
-    # model file it needs named by VAD_MODEL_PATH (tests/unit/test_ingress_alone.py runs that).
+    # model file it needs named by VAD_MODEL_PATH (tests/unit/ingress/test_ingress_alone.py runs that).
     ingress_stage = stage_text("ingress")
     assert 'pip install --no-cache-dir ".[ingress]"' in ingress_stage and "[worker]" not in ingress_stage
     assert "VAD_MODEL_PATH=/app/silero_vad_v6.onnx" in ingress_stage

@@ -37,7 +37,7 @@ from models.verify import (
 
 pytestmark = pytest.mark.unit
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 MODELS_COMMAND = (sys.executable, "-m", "commands.cli", "models")
 UNREACHABLE = "http://127.0.0.1:9"
 """The discard port: nothing listens, so a connection is refused at once, with no network needed."""

@@ -53,7 +53,7 @@ def test_the_ingress_builds_its_app_and_vad_without_the_worker_s_packages(tmp_pa
         capture_output=True,
         text=True,
         env=env,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
         timeout=120,
         check=False,
     )

@@ -20,7 +20,7 @@ from faster_whisper.transcribe import get_compression_ratio, get_suppressed_toke
 
 pytestmark = pytest.mark.unit
 
-PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
 
 ADD_WORD_TIMESTAMPS_SHA256 = "74046c2810f714e0"
 """The source of `WhisperModel.add_word_timestamps` in the pinned release: `timed_words` follows
