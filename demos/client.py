@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -125,6 +125,13 @@ def meeting_url(url: str, meeting_id: str | None = None) -> str:
         path += MEETING_PATH
     path += "/" + (meeting_id or random_meeting_id())
     return urlunsplit(parts._replace(path=path))
+
+
+def with_query(url: str, **parameters: str) -> str:
+    """`url` with these query parameters set (an opt-in extra such as `words=1`), the others kept."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True)) | parameters
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def random_meeting_id() -> str:

@@ -39,6 +39,7 @@ from demos.client import (
     Track,
     meeting_url,
     stream_meeting,
+    with_query,
 )
 from demos.live_view import LiveView, MeetingBoard, format_error, format_offset
 
@@ -84,6 +85,8 @@ def run(
 ) -> int:
     try:
         url = meeting_url(args.url)
+        if args.words:
+            url = with_query(url, words="1")
         tracks = load_tracks(args.files, args.participant)
     except ValueError as error:  # AudioFileError included
         print(f"error: {error}", file=sys.stderr)
@@ -167,6 +170,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="send faster than real time: FACTOR times (e.g. 4), or as fast as possible when bare",
     )
     parser.add_argument("--json", action="store_true", help="print every server message as raw JSON")
+    parser.add_argument(
+        "--words",
+        action="store_true",
+        help="ask for each word's times and confidence in every interim and final (?words=1; see --json)",
+    )
     parser.add_argument(
         "--chunk-samples",
         type=positive_int,

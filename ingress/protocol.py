@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -131,6 +132,48 @@ def build_header(participant_id: str, language: str, padding: Literal["\x00", " 
 
 TranscriptType = Literal["interim", "final"]
 
+QUERY_PARAMETERS = ("auth_token", "words")
+"""What a socket's query string may hold: the token, then the opt-in extras. An unknown name is
+refused (1008), so a client learns at once that an extra it asked for is not served here."""
+
+
+@dataclass(frozen=True)
+class SocketOptions:
+    """The extras a client asked for when it opened the socket; none: the seed's messages exactly."""
+
+    words: bool = False
+    """`?words=1`: each interim and final carries its words with their times (`encode_transcript`)."""
+
+
+def parse_socket_options(query: Mapping[str, str]) -> SocketOptions:
+    unknown = sorted(set(query) - set(QUERY_PARAMETERS))
+    if unknown:
+        raise ProtocolError(
+            status.WS_1008_POLICY_VIOLATION,
+            f"unknown query parameter {', '.join(map(repr, unknown))}: this server takes "
+            + ", ".join(QUERY_PARAMETERS),
+        )
+    return SocketOptions(words=_flag(query, "words"))
+
+
+def _flag(query: Mapping[str, str], name: str) -> bool:
+    value = query.get(name)
+    if value is None or value in ("0", "false"):
+        return False
+    if value in ("1", "true"):
+        return True
+    raise ProtocolError(status.WS_1008_POLICY_VIOLATION, f"?{name}= takes 1 or 0, not {value!r}")
+
+
+@dataclass(frozen=True)
+class TimedWord:
+    """A word of a transcript for `?words=1`: ms from the utterance's `ts`."""
+
+    word: str
+    start_ms: int
+    end_ms: int
+    probability: float
+
 
 def encode_transcript(
     *,
@@ -141,21 +184,26 @@ def encode_transcript(
     kind: TranscriptType,
     variance: float,
     pcm: bytes | None = None,
+    words: Sequence[TimedWord] | None = None,
 ) -> str:
-    """The SPEC §3 result message, exactly these fields in this order."""
+    """The SPEC §3 result message, exactly these fields in this order; `words` (asked for with
+    `?words=1`) after them."""
     audio = base64.b64encode(pcm_to_wav(pcm)).decode("ascii") if pcm and kind == "final" else ""
-    return json.dumps(
-        {
-            "id": utterance_id,
-            "participant_id": participant_id,
-            "ts": ts_ms,
-            "text": text,
-            "audio": audio,
-            "type": kind,
-            "variance": round(min(1.0, max(0.0, variance)), 4),
-        },
-        ensure_ascii=False,
-    )
+    message: dict[str, object] = {
+        "id": utterance_id,
+        "participant_id": participant_id,
+        "ts": ts_ms,
+        "text": text,
+        "audio": audio,
+        "type": kind,
+        "variance": round(min(1.0, max(0.0, variance)), 4),
+    }
+    if words is not None:
+        message["words"] = [
+            {"word": w.word, "start": w.start_ms, "end": w.end_ms, "probability": round(w.probability, 4)}
+            for w in words
+        ]
+    return json.dumps(message, ensure_ascii=False)
 
 
 MAX_CLOSE_REASON_BYTES = 123

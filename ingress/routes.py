@@ -23,6 +23,7 @@ from ingress.protocol import (
     encode_error,
     fit_close_reason,
     parse_client_message,
+    parse_socket_options,
 )
 from ingress.services import Services
 from ingress.session import MeetingSession, SessionContext
@@ -116,6 +117,12 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         logger.warning("meeting %s: connection refused: %s", meeting_id, refusal.reason)
         await _refuse(websocket, outbox, refusal.close_code, refusal.reason)
         return
+    try:
+        options = parse_socket_options(websocket.query_params)
+    except ProtocolError as error:
+        logger.warning("meeting %s: connection refused: %s", meeting_id, error.message)
+        await _refuse(websocket, outbox, error.close_code, error.message)
+        return
     if services.open_connections >= services.settings.whisper_max_connections:
         reason = "server is at its connection limit (WHISPER_MAX_CONNECTIONS); try again later"
         await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
@@ -138,6 +145,7 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
             outbox.send,
             outbox.send_error,
             services.metrics,
+            options,
         )
     )
     logger.info("meeting %s: connected", meeting_id)

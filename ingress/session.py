@@ -18,7 +18,7 @@ from ingress.audio_ledger import AudioLedger
 from ingress.dispatch import Dispatcher, TranscriptionError
 from ingress.limits import Cooldown, TokenBucket
 from ingress.metrics import Metrics
-from ingress.protocol import AudioMessage, encode_transcript
+from ingress.protocol import AudioMessage, SocketOptions, TimedWord, encode_transcript
 from ingress.vad import SileroVad, VadStream
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.contracts import WordTiming
@@ -57,6 +57,7 @@ class SessionContext:
     send: Send
     send_error: SendError
     metrics: Metrics
+    options: SocketOptions
 
     async def complain(self, code: int, reason: str, participant_id: str) -> None:
         """Tell the client (an error message) and the log (with the meeting and participant)."""
@@ -197,8 +198,22 @@ class Participant:
                 kind=transcript.kind,
                 variance=transcript.probability,
                 pcm=transcript.pcm,
+                words=timed_words(transcript) if self._context.options.words else None,
             )
         )
+
+
+def timed_words(transcript: Transcript) -> list[TimedWord]:
+    """A transcript's words for `?words=1`: times in ms after its first word's start, which its
+    `ts` stamps with the server's clock."""
+
+    def ms(seconds: float) -> int:
+        return max(0, round((seconds - transcript.start_s) * 1000))
+
+    return [
+        TimedWord(word.text.strip(), ms(word.start), ms(word.end), word.probability)
+        for word in transcript.words
+    ]
 
 
 class MeetingSession:

@@ -27,6 +27,8 @@ class Transcript:
     end_s: float = 0.0
     committed_words: int = 0
     """Leading words that no later interim or final of the utterance changes (all of a final's)."""
+    words: tuple[Word, ...] = ()
+    """The words `text` joins, with their stream times (`start_s` is the first one's start)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class Utterances:
             start_s=words[0].start,
             end_s=words[-1].end,
             committed_words=len(committed),
+            words=tuple(words),
         )
 
     def _send_ended(self) -> list[Transcript]:
@@ -174,6 +177,7 @@ class Utterances:
                 words[0].start,
                 words[-1].end,
                 committed_words=len(words),
+                words=tuple(words),
             )
         ]
 

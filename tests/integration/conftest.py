@@ -34,13 +34,19 @@ class Service:
         return base.replace("http://", "ws://") + f"/streaming-whisper/ws/{meeting_id}"
 
     def stream(
-        self, meeting_id: str, tracks: list[tuple[str, bytes]], base: str | None = None, **options: Any
+        self,
+        meeting_id: str,
+        tracks: list[tuple[str, bytes]],
+        base: str | None = None,
+        query: str = "",
+        **options: Any,
     ) -> MeetingResult:
+        """Stream `tracks` to the meeting; `query` ("?words=1") goes after its URL."""
         options.setdefault("speed", TEST_SPEED)
 
         async def bounded() -> MeetingResult:
             async with asyncio.timeout(STREAM_TIMEOUT_S):
-                return await stream_meeting(self.url(meeting_id, base), tracks, **options)
+                return await stream_meeting(self.url(meeting_id, base) + query, tracks, **options)
 
         return asyncio.run(bounded())
 

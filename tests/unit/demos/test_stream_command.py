@@ -508,3 +508,24 @@ def test_stream_subcommand_runs_the_same_client(
     out = capsys.readouterr().out.splitlines()
     assert exit_info.value.code == 0
     assert [json.loads(line)["type"] for line in out] == ["interim", "final"]
+
+
+def test_words_asks_the_server_for_word_times_keeping_the_rest_of_the_query(
+    server: Callable[..., str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths: list[str] = []
+
+    def record(connection: ServerConnection, request: Request) -> Response | None:
+        paths.append(request.path)
+        return None
+
+    url = server(one_final_per_participant, process_request=record)
+    wav = encode(tone_pcm(1.0), tmp_path / "anna.wav", "pcm_s16le", 16_000, "mono")
+
+    code = main(
+        [str(wav), "--url", f"{url}/streaming-whisper/ws/m1?auth_token=t", "--fast", "--words", "--json"]
+    )
+
+    assert code == 0
+    assert paths == ["/streaming-whisper/ws/m1?auth_token=t&words=1"]
+    assert "anna spoke." in capsys.readouterr().out

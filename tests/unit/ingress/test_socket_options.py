@@ -1,0 +1,95 @@
+"""The opt-in extras a client asks for in the socket's query string (`?words=1`), and the words
+they add to a transcript; without them a message is the seed's, byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from starlette import status
+
+from ingress.protocol import (
+    ProtocolError,
+    SocketOptions,
+    TimedWord,
+    encode_transcript,
+    parse_socket_options,
+)
+from ingress.session import timed_words
+from streaming.utterances import Transcript
+from streaming.words import Word
+
+pytestmark = pytest.mark.unit
+
+FIELDS: dict[str, object] = {
+    "utterance_id": "u1",
+    "participant_id": "alice",
+    "ts_ms": 1_732_450_000_123,
+    "text": "Ask not.",
+    "kind": "final",
+    "variance": 0.9,
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "options"),
+    [
+        ({}, SocketOptions()),
+        ({"auth_token": "x.y.z"}, SocketOptions()),
+        ({"words": "1"}, SocketOptions(words=True)),
+        ({"words": "true", "auth_token": "x.y.z"}, SocketOptions(words=True)),
+        ({"words": "0"}, SocketOptions()),
+    ],
+)
+def test_the_query_string_names_the_extras(query: dict[str, str], options: SocketOptions) -> None:
+    assert parse_socket_options(query) == options
+
+
+@pytest.mark.parametrize(
+    ("query", "complaint"),
+    [
+        ({"word": "1"}, "unknown query parameter 'word': this server takes auth_token, words"),
+        ({"words": "yes"}, "?words= takes 1 or 0, not 'yes'"),
+        ({"token": "secret", "lang": "fr"}, "unknown query parameter 'lang', 'token'"),
+    ],
+)
+def test_an_unknown_or_bad_extra_is_refused_with_1008_naming_it(
+    query: dict[str, str], complaint: str
+) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_socket_options(query)
+
+    assert caught.value.close_code == status.WS_1008_POLICY_VIOLATION
+    assert complaint in caught.value.message
+    assert "secret" not in caught.value.message  # names, never values (a token may be among them)
+
+
+def test_without_words_the_message_is_the_seed_s_byte_for_byte() -> None:
+    seed = (
+        '{"id": "u1", "participant_id": "alice", "ts": 1732450000123, "text": "Ask not.", '
+        '"audio": "", "type": "final", "variance": 0.9}'
+    )
+    assert encode_transcript(**FIELDS) == seed  # type: ignore[arg-type]
+
+
+def test_with_words_they_follow_the_seed_fields() -> None:
+    words = [TimedWord("Ask", 0, 300, 0.91234), TimedWord("not.", 400, 820, 0.8)]
+
+    message = json.loads(encode_transcript(**FIELDS, words=words))  # type: ignore[arg-type]
+
+    assert list(message) == ["id", "participant_id", "ts", "text", "audio", "type", "variance", "words"]
+    assert message["words"] == [
+        {"word": "Ask", "start": 0, "end": 300, "probability": 0.9123},
+        {"word": "not.", "start": 400, "end": 820, "probability": 0.8},
+    ]
+
+
+def test_a_transcript_s_word_times_count_from_its_first_word_in_ms() -> None:
+    words = (Word(" Ask", 12.5, 12.8, 0.9), Word(" not.", 12.9, 13.32, 0.7), Word(" so", 12.4, 12.6, 0.5))
+    transcript = Transcript("u1", "final", "Ask not. so", 1_000, 0.7, start_s=12.5, end_s=13.32, words=words)
+
+    assert timed_words(transcript) == [
+        TimedWord("Ask", 0, 300, 0.9),
+        TimedWord("not.", 400, 820, 0.7),
+        TimedWord("so", 0, 100, 0.5),  # a word timed before the first is held at 0, never negative
+    ]
