@@ -38,6 +38,7 @@ const ui = {
   participant: $("participant"),
   lang: $("lang"),
   token: $("token"),
+  words: $("words"),
   target: $("target"),
   start: $("start"),
   stop: $("stop"),
@@ -77,7 +78,7 @@ function buildMessage(header, samples) {
   return buffer;
 }
 
-function meetingUrl(base, meetingId, token) {
+function meetingUrl(base, meetingId, token, words) {
   let url;
   try {
     url = new URL(base.trim());
@@ -99,6 +100,9 @@ function meetingUrl(base, meetingId, token) {
   }
   if (token) {
     url.searchParams.set("auth_token", token);
+  }
+  if (words) {
+    url.searchParams.set("words", "1"); // each interim and final then carries its timed words
   }
   return url;
 }
@@ -463,7 +467,7 @@ function setRunning(run) {
   const busy = run !== null;
   ui.start.disabled = busy;
   ui.stop.disabled = !busy;
-  for (const field of [ui.url, ui.meeting, ui.participant, ui.lang, ui.token]) {
+  for (const field of [ui.url, ui.meeting, ui.participant, ui.lang, ui.token, ui.words]) {
     field.disabled = busy;
   }
 }
@@ -482,7 +486,7 @@ function stopRun(run, graceful) {
 
 function updateTarget() {
   try {
-    const url = meetingUrl(ui.url.value, ui.meeting.value.trim(), ui.token.value.trim() ? "…" : "");
+    const url = meetingUrl(ui.url.value, ui.meeting.value.trim(), ui.token.value.trim() ? "…" : "", ui.words.checked);
     ui.target.textContent = readable(url);
   } catch (error) {
     ui.target.textContent = error.message;
@@ -523,6 +527,24 @@ function clearInterims() {
   ui.interims.replaceChildren();
 }
 
+// A final's text; with `?words=1` each word its own span whose tooltip says when it was said (after
+// the utterance's ts) and the model's probability for it.
+function transcriptText(message) {
+  const text = element("span", "text");
+  if (!Array.isArray(message.words) || message.words.length === 0) {
+    text.textContent = message.text;
+    return text;
+  }
+  message.words.forEach((word, index) => {
+    const span = element("span", "word", word.word);
+    span.title = `+${(word.start / 1000).toFixed(2)}–${(word.end / 1000).toFixed(2)} s, ${Math.round(100 * word.probability)}%`;
+    span.dataset.start = String(word.start);
+    span.dataset.end = String(word.end);
+    text.append(...(index ? [" ", span] : [span]));
+  });
+  return text;
+}
+
 function addFinal(message) {
   const entry = interimRows.get(message.participant_id);
   if (entry && entry.id === message.id) {
@@ -539,7 +561,7 @@ function addFinal(message) {
   const badge = element("span", `confidence ${confidence >= 0.8 ? "high" : confidence >= 0.6 ? "medium" : "low"}`, `${percent}%`);
   badge.title = "Confidence: the mean probability of the words";
   badge.setAttribute("aria-label", `confidence ${percent} percent`);
-  row.append(time, element("span", "who", message.participant_id), element("span", "text", message.text), badge);
+  row.append(time, element("span", "who", message.participant_id), transcriptText(message), badge);
   if (message.audio) {
     finalAudio.set(message.id, { base64: message.audio, url: "" });
     const play = element("button", "play", "▶ Play");
@@ -630,7 +652,7 @@ async function start(event) {
   let url;
   try {
     checkParticipant(participantId, lang);
-    url = meetingUrl(ui.url.value, meetingId, ui.token.value.trim());
+    url = meetingUrl(ui.url.value, meetingId, ui.token.value.trim(), ui.words.checked);
   } catch (error) {
     if (!(error instanceof InputError)) {
       throw error;
@@ -640,7 +662,7 @@ async function start(event) {
     showProblem(error.message);
     return;
   }
-  const displayUrl = readable(meetingUrl(ui.url.value, meetingId, "")); // never shows the token
+  const displayUrl = readable(meetingUrl(ui.url.value, meetingId, "", ui.words.checked)); // never shows the token
   const run = new Run({ url, displayUrl, header: buildHeader(participantId, lang), participantId, meetingId, lang });
   setRunning(run);
   try {
@@ -676,7 +698,7 @@ function init() {
   ui.form.addEventListener("submit", start);
   ui.stop.addEventListener("click", () => currentRun && stopRun(currentRun, true));
   ui.clear.addEventListener("click", clearAll);
-  for (const field of [ui.url, ui.meeting, ui.token]) {
+  for (const field of [ui.url, ui.meeting, ui.token, ui.words]) {
     field.addEventListener("input", updateTarget);
   }
   updateTarget();

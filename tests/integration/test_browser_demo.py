@@ -133,9 +133,10 @@ def test_microphone_speech_appears_as_finals(
         page.fill("#meeting", meeting)
         page.fill("#participant", "jfk")
         # The default URL comes from the page's own location.
-        expect(page.locator("#target")).to_have_text(
-            base.replace("http://", "ws://") + f"/streaming-whisper/ws/{meeting}"
-        )
+        meeting_url = base.replace("http://", "ws://") + f"/streaming-whisper/ws/{meeting}"
+        expect(page.locator("#target")).to_have_text(meeting_url)
+        page.check("#words")  # the opt-in extra: finals carry their timed words
+        expect(page.locator("#target")).to_have_text(meeting_url + "?words=1")
 
         page.click("#start")
         expect(page.locator("#status")).to_contain_text("Listening", timeout=15_000)
@@ -172,6 +173,10 @@ def test_microphone_speech_appears_as_finals(
         badges = rows.locator(".confidence").all_inner_texts()
         assert all(re.fullmatch(r"\d{1,3}%", badge) for badge in badges), badges
         assert rows.locator("button.play").count() == rows.count(), "every final carries its audio here"
+        words = rows.locator(".text .word")
+        assert words.count() == len(text.split()), "with Word times each word is its own span"
+        tooltips = words.evaluate_all("spans => spans.map((span) => span.title)")
+        assert all(re.fullmatch(r"\+\d+\.\d\d–\d+\.\d\d s, \d{1,3}%", tip) for tip in tooltips), tooltips
         expect(page.locator("#problem")).to_be_hidden()
         expect(page.locator("#server-messages-section")).to_be_hidden()
         page.screenshot(path=str(ARTIFACTS / "browser_demo.png"), full_page=True)
