@@ -203,11 +203,12 @@ async def stream_meeting(
     speed: float | None = 1.0,
     chunk_samples: int = DEFAULT_CHUNK_SAMPLES,
     on_message: MessageCallback | None = None,
-    prelude: Sequence[bytes] = (),
+    prelude: Sequence[bytes | str] = (),
 ) -> MeetingResult:
     """Send the tracks as one meeting, then the end-of-meeting byte; read until the server closes.
 
-    `prelude` holds raw messages sent before the audio (tests use it for malformed frames).
+    `prelude` holds raw messages sent before the audio (tests use it for malformed frames; a str
+    goes as a text frame, such as a config message).
     `url` must name the meeting (see `meeting_url`). Bad arguments raise ValueError before
     connecting. An abnormal close is recorded in the result, not raised; a refused connection
     raises what `websockets.connect` raises (OSError, InvalidStatus for an HTTP 401/403, ...).

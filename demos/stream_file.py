@@ -87,6 +87,8 @@ def run(
         url = meeting_url(args.url)
         if args.words:
             url = with_query(url, words="1")
+        if args.keyterms:
+            url = with_query(url, keyterms=",".join(args.keyterms))
         tracks = load_tracks(args.files, args.participant)
     except ValueError as error:  # AudioFileError included
         print(f"error: {error}", file=sys.stderr)
@@ -176,6 +178,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ask for each word's times and confidence in every interim and final (?words=1; see --json)",
     )
     parser.add_argument(
+        "--keyterms",
+        type=keyterm_list,
+        default=[],
+        metavar="TERM,TERM",
+        help="names and words to expect, comma-separated (?keyterms=): the model spells them as given",
+    )
+    parser.add_argument(
         "--chunk-samples",
         type=positive_int,
         default=DEFAULT_CHUNK_SAMPLES,
@@ -231,6 +240,14 @@ def positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
     return value
+
+
+def keyterm_list(text: str) -> list[str]:
+    """`a, b,c` → ["a", "b", "c"]; the server checks each term and says what is wrong."""
+    terms = [term.strip() for term in text.split(",")]
+    if not all(terms):
+        raise argparse.ArgumentTypeError(f"an empty keyterm in {text!r}")
+    return terms
 
 
 def load_tracks(files: Sequence[Path], participants: Sequence[str] | None) -> list[Track]:

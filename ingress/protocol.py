@@ -132,9 +132,15 @@ def build_header(participant_id: str, language: str, padding: Literal["\x00", " 
 
 TranscriptType = Literal["interim", "final"]
 
-QUERY_PARAMETERS = ("auth_token", "words")
+QUERY_PARAMETERS = ("auth_token", "words", "keyterms")
 """What a socket's query string may hold: the token, then the opt-in extras. An unknown name is
 refused (1008), so a client learns at once that an extra it asked for is not served here."""
+
+MAX_KEYTERMS = 50
+MAX_KEYTERM_CHARS = 50
+MAX_KEYTERMS_CHARS = 500
+"""A socket's keyterms, joined by ", ", stay well inside the half of Whisper's 448 decoder tokens
+that a prompt may take (about four characters a token in English)."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,8 @@ class SocketOptions:
 
     words: bool = False
     """`?words=1`: each interim and final carries its words with their times (`encode_transcript`)."""
+    keyterms: tuple[str, ...] = ()
+    """`?keyterms=a,b`: words the decoder is told to expect (also set by a config message)."""
 
 
 def parse_socket_options(query: Mapping[str, str]) -> SocketOptions:
@@ -153,7 +161,13 @@ def parse_socket_options(query: Mapping[str, str]) -> SocketOptions:
             f"unknown query parameter {', '.join(map(repr, unknown))}: this server takes "
             + ", ".join(QUERY_PARAMETERS),
         )
-    return SocketOptions(words=_flag(query, "words"))
+    terms = query.get("keyterms", "")
+    return SocketOptions(
+        words=_flag(query, "words"),
+        keyterms=parse_keyterms(
+            terms.split(",") if terms else [], "?keyterms=", status.WS_1008_POLICY_VIOLATION
+        ),
+    )
 
 
 def _flag(query: Mapping[str, str], name: str) -> bool:
@@ -163,6 +177,64 @@ def _flag(query: Mapping[str, str], name: str) -> bool:
     if value in ("1", "true"):
         return True
     raise ProtocolError(status.WS_1008_POLICY_VIOLATION, f"?{name}= takes 1 or 0, not {value!r}")
+
+
+def parse_keyterms(terms: Sequence[object], where: str, close_code: int) -> tuple[str, ...]:
+    """Keyterms as given (spaces around each trimmed, repeats dropped), or a ProtocolError that
+    says which one is wrong and why."""
+    if len(terms) > MAX_KEYTERMS:
+        raise ProtocolError(close_code, f"{where} holds {len(terms)} keyterms; at most {MAX_KEYTERMS}")
+    kept: list[str] = []
+    for term in terms:
+        if not isinstance(term, str):
+            raise ProtocolError(close_code, f"{where}: a keyterm must be text, not {term!r}")
+        text = term.strip()
+        if not text:
+            raise ProtocolError(close_code, f"{where}: a keyterm is empty")
+        if len(text) > MAX_KEYTERM_CHARS:
+            raise ProtocolError(
+                close_code, f"{where}: keyterm {text[:20]!r}... is over {MAX_KEYTERM_CHARS} characters"
+            )
+        if "," in text or any(unicodedata.category(char) in UNPRINTABLE for char in text):
+            raise ProtocolError(close_code, f"{where}: keyterm {text!r} holds a comma or control characters")
+        if text not in kept:
+            kept.append(text)
+    if len(", ".join(kept)) > MAX_KEYTERMS_CHARS:
+        raise ProtocolError(
+            close_code, f"{where}: the keyterms are over {MAX_KEYTERMS_CHARS} characters in all"
+        )
+    return tuple(kept)
+
+
+TEXT_FRAMES_REFUSED = "text frames are not accepted: send binary audio messages (SPEC §2)"
+
+
+@dataclass(frozen=True)
+class ConfigMessage:
+    """`{"type": "config", "keyterms": [...]}`: the socket's keyterms from its next window on."""
+
+    keyterms: tuple[str, ...]
+
+
+def parse_text_message(text: str) -> ConfigMessage:
+    """The one text frame a client may send; anything else is refused as text frames were before
+    (1003), a config message with a bad field with 1007 naming it."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        message = None
+    if not isinstance(message, dict) or message.get("type") != "config":
+        raise ProtocolError(status.WS_1003_UNSUPPORTED_DATA, TEXT_FRAMES_REFUSED)
+    invalid = status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
+    unknown = sorted(set(message) - {"type", "keyterms"})
+    if unknown:
+        raise ProtocolError(
+            invalid, f"config message: unknown field {', '.join(map(repr, unknown))}; it takes keyterms"
+        )
+    terms = message.get("keyterms", [])
+    if not isinstance(terms, list):
+        raise ProtocolError(invalid, "config message: keyterms must be a list of strings")
+    return ConfigMessage(parse_keyterms(terms, "config message", invalid))
 
 
 @dataclass(frozen=True)

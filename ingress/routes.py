@@ -24,6 +24,7 @@ from ingress.protocol import (
     fit_close_reason,
     parse_client_message,
     parse_socket_options,
+    parse_text_message,
 )
 from ingress.services import Services
 from ingress.session import MeetingSession, SessionContext
@@ -225,10 +226,13 @@ async def _handle(
         return False
     data = frame.get("bytes")
     if data is None:
-        await outbox.send_error(
-            status.WS_1003_UNSUPPORTED_DATA,
-            "text frames are not accepted: send binary audio messages (SPEC §2)",
-        )
+        try:
+            config = parse_text_message(frame.get("text") or "")
+        except ProtocolError as error:
+            await outbox.send_error(error.close_code, error.message)
+            return True
+        logger.info("meeting %s: keyterms set (%d)", meeting_id, len(config.keyterms))
+        session.keyterms = config.keyterms
         return True
     try:
         message = parse_client_message(data)

@@ -66,11 +66,19 @@ class SessionContext:
 
 
 class Participant:
-    def __init__(self, context: SessionContext, participant_id: str, language: str) -> None:
+    def __init__(
+        self,
+        context: SessionContext,
+        participant_id: str,
+        language: str,
+        keyterms: Callable[[], tuple[str, ...]],
+    ) -> None:
         self.id = participant_id
         self.language = language
         self.refused_language: str | None = None
         self._context = context
+        self._keyterms = keyterms
+        """The socket's keyterms as they are when a window is sent (a config message may set them)."""
         self._policy = ParticipantPolicy(PolicyConfig.from_settings(context.settings))
         self._vad: VadStream = context.vad.new_stream()
         self._ledger = AudioLedger(uuid.uuid4().hex)
@@ -158,8 +166,9 @@ class Participant:
     async def transcribe(self, plan: WindowPlan) -> Sequence[WordTiming]:
         audio = self._ledger.place(plan.spans, plan.pcm, self._policy.oldest_needed)
         try:
+            hints = plan.hints.model_copy(update={"keyterms": self._keyterms()})
             result = await self._context.dispatcher.transcribe(
-                audio, self.language, plan.hints, self._context.settings.transcription_timeout_s, plan.final
+                audio, self.language, hints, self._context.settings.transcription_timeout_s, plan.final
             )
         except TranscriptionError as error:
             # Redis may have lost what was stored (restarted, failed over): store it again.
@@ -221,6 +230,8 @@ class MeetingSession:
         self._context = context
         self._participants: dict[str, Participant] = {}
         self._refused: set[str] = set()
+        self.keyterms = context.options.keyterms
+        """`?keyterms=`, then what the socket's last config message said."""
 
     @property
     def participant_count(self) -> int:
@@ -232,7 +243,9 @@ class MeetingSession:
             if len(self._participants) >= self._context.settings.whisper_max_participants_per_meeting:
                 await self._refuse_participant(message.participant_id)
                 return
-            participant = Participant(self._context, message.participant_id, message.language)
+            participant = Participant(
+                self._context, message.participant_id, message.language, lambda: self.keyterms
+            )
             self._participants[message.participant_id] = participant
             self._context.metrics.participants.inc()
             logger.info("meeting %s: participant %s joined", self._context.meeting_id, participant.id)

@@ -108,7 +108,8 @@ def decoder_start(engine: WhisperEngine, tokenizer: Any, hints: DecoderHints) ->
     """How the decoder starts on a window: its prompt, and where its prefix went."""
     prefix = prefix_tokens(tokenizer, hints.prefix)
     if not prefix or not hints.prefix_tail.strip():
-        return DecoderStart(engine.prompt(tokenizer, hints.prompt) + prefix, [], len(prefix), 0.0)
+        prompt = engine.prompt(tokenizer, hints.prompt, keyterms=hints.keyterms)
+        return DecoderStart(prompt + prefix, [], len(prefix), 0.0)
     head_text = prefix_head(hints.prefix, hints.prefix_tail)
     head = prefix_tokens(tokenizer, head_text)
     tail = prefix_tokens(tokenizer, hints.prefix_tail)
@@ -116,7 +117,7 @@ def decoder_start(engine: WhisperEngine, tokenizer: Any, hints: DecoderHints) ->
     # Started at the tail's timestamp, Whisper transcribes the audio from there on; the tail's
     # words, forced, make it go on after them rather than skip or repeat words at the seam (with
     # the timestamp alone it did both: long-form WER 12% -> 16% in `bench.simulate`).
-    prompt = engine.prompt(tokenizer, previous, without_timestamps=False)
+    prompt = engine.prompt(tokenizer, previous, without_timestamps=False, keyterms=hints.keyterms)
     prompt += [start_timestamp(tokenizer.timestamp_begin, hints.prefix_tail_s), *tail]
     return DecoderStart(prompt, head, len(head) + len(tail), hints.prefix_tail_s)
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +95,19 @@ class WhisperEngine:
         previous = tokenizer.encode(" " + text.strip()) if text.strip() else []
         return previous_text(previous, self._prompt_tokens)
 
-    def prompt(self, tokenizer: Any, text: str, without_timestamps: bool = True) -> list[int]:
-        """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt`."""
+    def prompt(
+        self, tokenizer: Any, text: str, without_timestamps: bool = True, keyterms: Sequence[str] = ()
+    ) -> list[int]:
+        """The decoder prompt of a window, as faster-whisper builds it from `initial_prompt` and
+        `hotwords` (the keyterms, comma-separated, before the previous text; at most half of the
+        decoder's 448 tokens, as faster-whisper cuts them)."""
         previous = self.previous_tokens(tokenizer, text)
-        return list(self.model.get_prompt(tokenizer, previous, without_timestamps=without_timestamps))
+        hotwords = ", ".join(keyterms) or None
+        return list(
+            self.model.get_prompt(
+                tokenizer, previous, without_timestamps=without_timestamps, hotwords=hotwords
+            )
+        )
 
     def generate(
         self, features: Any, prompts: list[list[int]], max_length: int, suppress: list[int]

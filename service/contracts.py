@@ -76,6 +76,9 @@ class DecoderHints(_Message):
     starts there with them, the rest of the prefix its previous text, read in one pass. Empty:
     all of the prefix is forced after <|notimestamps|>, each of its tokens a decoder step."""
     prefix_tail_s: float = Field(default=0.0, ge=0.0)
+    keyterms: tuple[str, ...] = ()
+    """Words the client expects (names, jargon: `?keyterms=`): the decoder reads them before the
+    previous text, as faster-whisper's `hotwords`, so it spells them as given when it hears them."""
 
     @model_validator(mode="after")
     def _tail_ends_prefix(self) -> DecoderHints:

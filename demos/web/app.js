@@ -39,6 +39,7 @@ const ui = {
   lang: $("lang"),
   token: $("token"),
   words: $("words"),
+  keyterms: $("keyterms"),
   target: $("target"),
   start: $("start"),
   stop: $("stop"),
@@ -78,7 +79,8 @@ function buildMessage(header, samples) {
   return buffer;
 }
 
-function meetingUrl(base, meetingId, token, words) {
+// `extras`: the opt-in extras the socket asks for (docs/protocol.md, Opt-in extras).
+function meetingUrl(base, meetingId, token, extras = {}) {
   let url;
   try {
     url = new URL(base.trim());
@@ -101,8 +103,12 @@ function meetingUrl(base, meetingId, token, words) {
   if (token) {
     url.searchParams.set("auth_token", token);
   }
-  if (words) {
+  if (extras.words) {
     url.searchParams.set("words", "1"); // each interim and final then carries its timed words
+  }
+  const keyterms = (extras.keyterms || "").split(",").map((term) => term.trim()).filter(Boolean);
+  if (keyterms.length) {
+    url.searchParams.set("keyterms", keyterms.join(","));
   }
   return url;
 }
@@ -467,7 +473,7 @@ function setRunning(run) {
   const busy = run !== null;
   ui.start.disabled = busy;
   ui.stop.disabled = !busy;
-  for (const field of [ui.url, ui.meeting, ui.participant, ui.lang, ui.token, ui.words]) {
+  for (const field of [ui.url, ui.meeting, ui.participant, ui.lang, ui.token, ui.words, ui.keyterms]) {
     field.disabled = busy;
   }
 }
@@ -484,9 +490,13 @@ function stopRun(run, graceful) {
   }
 }
 
+function extras() {
+  return { words: ui.words.checked, keyterms: ui.keyterms.value };
+}
+
 function updateTarget() {
   try {
-    const url = meetingUrl(ui.url.value, ui.meeting.value.trim(), ui.token.value.trim() ? "…" : "", ui.words.checked);
+    const url = meetingUrl(ui.url.value, ui.meeting.value.trim(), ui.token.value.trim() ? "…" : "", extras());
     ui.target.textContent = readable(url);
   } catch (error) {
     ui.target.textContent = error.message;
@@ -652,7 +662,7 @@ async function start(event) {
   let url;
   try {
     checkParticipant(participantId, lang);
-    url = meetingUrl(ui.url.value, meetingId, ui.token.value.trim(), ui.words.checked);
+    url = meetingUrl(ui.url.value, meetingId, ui.token.value.trim(), extras());
   } catch (error) {
     if (!(error instanceof InputError)) {
       throw error;
@@ -662,7 +672,7 @@ async function start(event) {
     showProblem(error.message);
     return;
   }
-  const displayUrl = readable(meetingUrl(ui.url.value, meetingId, "", ui.words.checked)); // never shows the token
+  const displayUrl = readable(meetingUrl(ui.url.value, meetingId, "", extras())); // never shows the token
   const run = new Run({ url, displayUrl, header: buildHeader(participantId, lang), participantId, meetingId, lang });
   setRunning(run);
   try {
@@ -698,7 +708,7 @@ function init() {
   ui.form.addEventListener("submit", start);
   ui.stop.addEventListener("click", () => currentRun && stopRun(currentRun, true));
   ui.clear.addEventListener("click", clearAll);
-  for (const field of [ui.url, ui.meeting, ui.token, ui.words]) {
+  for (const field of [ui.url, ui.meeting, ui.token, ui.words, ui.keyterms]) {
     field.addEventListener("input", updateTarget);
   }
   updateTarget();

@@ -135,6 +135,9 @@ def test_microphone_speech_appears_as_finals(
         # The default URL comes from the page's own location.
         meeting_url = base.replace("http://", "ws://") + f"/streaming-whisper/ws/{meeting}"
         expect(page.locator("#target")).to_have_text(meeting_url)
+        page.fill("#keyterms", " Kraków, ,Zabbix ")
+        expect(page.locator("#target")).to_have_text(meeting_url + "?keyterms=Kraków%2CZabbix")
+        page.fill("#keyterms", "")
         page.check("#words")  # the opt-in extra: finals carry their timed words
         expect(page.locator("#target")).to_have_text(meeting_url + "?words=1")
 

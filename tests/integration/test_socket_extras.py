@@ -51,5 +51,7 @@ def test_an_unknown_query_parameter_is_refused_with_1008_naming_it(service: Serv
     assert result.close_code == 1008
     (error,) = result.errors()
     assert error["code"] == 1008
-    assert error["message"] == "unknown query parameter 'wrods': this server takes auth_token, words"
+    assert (
+        error["message"] == "unknown query parameter 'wrods': this server takes auth_token, words, keyterms"
+    )
     assert not result.interims("jfk") and not result.finals("jfk")

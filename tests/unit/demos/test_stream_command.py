@@ -510,8 +510,21 @@ def test_stream_subcommand_runs_the_same_client(
     assert [json.loads(line)["type"] for line in out] == ["interim", "final"]
 
 
-def test_words_asks_the_server_for_word_times_keeping_the_rest_of_the_query(
-    server: Callable[..., str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("query", "extras", "asked"),
+    [
+        ("?auth_token=t", ["--words", "--json"], "?auth_token=t&words=1"),
+        ("", ["--keyterms", "Kraków, Zabbix"], "?keyterms=Krak%C3%B3w%2CZabbix"),
+    ],
+    ids=["words", "keyterms"],
+)
+def test_an_extra_goes_in_the_query_keeping_the_rest_of_it(
+    server: Callable[..., str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    query: str,
+    extras: list[str],
+    asked: str,
 ) -> None:
     paths: list[str] = []
 
@@ -522,10 +535,16 @@ def test_words_asks_the_server_for_word_times_keeping_the_rest_of_the_query(
     url = server(one_final_per_participant, process_request=record)
     wav = encode(tone_pcm(1.0), tmp_path / "anna.wav", "pcm_s16le", 16_000, "mono")
 
-    code = main(
-        [str(wav), "--url", f"{url}/streaming-whisper/ws/m1?auth_token=t", "--fast", "--words", "--json"]
-    )
+    code = main([str(wav), "--url", f"{url}/streaming-whisper/ws/m1{query}", "--fast", *extras])
 
     assert code == 0
-    assert paths == ["/streaming-whisper/ws/m1?auth_token=t&words=1"]
+    assert paths == [f"/streaming-whisper/ws/m1{asked}"]
     assert "anna spoke." in capsys.readouterr().out
+
+
+def test_an_empty_keyterm_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "a.wav"), "--keyterms", "Zabbix,,Hetzner"])
+
+    assert exit_info.value.code == 2
+    assert "an empty keyterm in 'Zabbix,,Hetzner'" in capsys.readouterr().err

@@ -9,11 +9,14 @@ import pytest
 from starlette import status
 
 from ingress.protocol import (
+    TEXT_FRAMES_REFUSED,
+    ConfigMessage,
     ProtocolError,
     SocketOptions,
     TimedWord,
     encode_transcript,
     parse_socket_options,
+    parse_text_message,
 )
 from ingress.session import timed_words
 from streaming.utterances import Transcript
@@ -39,6 +42,8 @@ FIELDS: dict[str, object] = {
         ({"words": "1"}, SocketOptions(words=True)),
         ({"words": "true", "auth_token": "x.y.z"}, SocketOptions(words=True)),
         ({"words": "0"}, SocketOptions()),
+        ({"keyterms": "Kraków, Zabbix ,Kraków"}, SocketOptions(keyterms=("Kraków", "Zabbix"))),
+        ({"keyterms": ""}, SocketOptions()),
     ],
 )
 def test_the_query_string_names_the_extras(query: dict[str, str], options: SocketOptions) -> None:
@@ -48,7 +53,12 @@ def test_the_query_string_names_the_extras(query: dict[str, str], options: Socke
 @pytest.mark.parametrize(
     ("query", "complaint"),
     [
-        ({"word": "1"}, "unknown query parameter 'word': this server takes auth_token, words"),
+        ({"word": "1"}, "unknown query parameter 'word': this server takes auth_token, words, keyterms"),
+        ({"keyterms": "Zabbix,,Hetzner"}, "?keyterms=: a keyterm is empty"),
+        ({"keyterms": "x" * 51}, "?keyterms=: keyterm 'xxxxxxxxxxxxxxxxxxxx'... is over 50 characters"),
+        ({"keyterms": ",".join(f"t{n}" for n in range(51))}, "?keyterms= holds 51 keyterms; at most 50"),
+        ({"keyterms": ",".join(f"term number {n:03}" for n in range(40))}, "over 500 characters in all"),
+        ({"keyterms": "Zab\nbix"}, "holds a comma or control characters"),
         ({"words": "yes"}, "?words= takes 1 or 0, not 'yes'"),
         ({"token": "secret", "lang": "fr"}, "unknown query parameter 'lang', 'token'"),
     ],
@@ -93,3 +103,38 @@ def test_a_transcript_s_word_times_count_from_its_first_word_in_ms() -> None:
         TimedWord("not.", 400, 820, 0.7),
         TimedWord("so", 0, 100, 0.5),  # a word timed before the first is held at 0, never negative
     ]
+
+
+def test_a_config_message_sets_the_keyterms() -> None:
+    message = json.dumps({"type": "config", "keyterms": ["Siobhan Przybylski", " Hetzner "]})
+
+    assert parse_text_message(message) == ConfigMessage(("Siobhan Przybylski", "Hetzner"))
+    assert parse_text_message('{"type": "config"}') == ConfigMessage(())
+
+
+@pytest.mark.parametrize("text", ["hello", "", "[1, 2]", '{"type": "audio"}', '{"keyterms": ["a"]}'])
+def test_any_other_text_frame_is_refused_as_before(text: str) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_text_message(text)
+
+    assert caught.value.close_code == status.WS_1003_UNSUPPORTED_DATA
+    assert caught.value.message == TEXT_FRAMES_REFUSED
+
+
+@pytest.mark.parametrize(
+    ("message", "complaint"),
+    [
+        ({"type": "config", "keyterms": "Zabbix"}, "config message: keyterms must be a list of strings"),
+        ({"type": "config", "keyterms": [3]}, "config message: a keyterm must be text, not 3"),
+        ({"type": "config", "keyterms": ["a,b"]}, "config message: keyterm 'a,b' holds a comma"),
+        ({"type": "config", "words": True}, "config message: unknown field 'words'; it takes keyterms"),
+    ],
+)
+def test_a_bad_config_message_is_refused_with_1007_naming_the_field(
+    message: dict[str, object], complaint: str
+) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        parse_text_message(json.dumps(message))
+
+    assert caught.value.close_code == status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
+    assert complaint in caught.value.message
