@@ -14,6 +14,7 @@ from ingress.dispatch import Dispatcher, connect_redis
 from ingress.keys import KeyStore
 from ingress.load import LoadGauge
 from ingress.metrics import Metrics
+from ingress.resume import ResumeStore
 from ingress.routes import router
 from ingress.services import Services
 from ingress.shutdown import drain, run_before_sigterm
@@ -39,7 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         vad = await asyncio.to_thread(SileroVad, settings.vad_model_path)
         await dispatcher.start()
         services = Services(
-            settings=settings, dispatcher=dispatcher, vad=vad, keys=keys, redis=redis_client, metrics=metrics
+            settings=settings,
+            dispatcher=dispatcher,
+            vad=vad,
+            keys=keys,
+            redis=redis_client,
+            metrics=metrics,
+            resume=ResumeStore(redis_client, settings.resume_ttl_s) if settings.resume_ttl_s else None,
         )
         app.state.services = services
         restore_sigterm = run_before_sigterm(lambda: drain(services))

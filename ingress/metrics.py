@@ -25,6 +25,8 @@ class Metrics:
     registry: CollectorRegistry
     open_websockets: Gauge
     participants: Gauge
+    participants_resumed: Counter
+    """Participants a reconnect took over from a dropped socket (RESUME_TTL_S)."""
     audio_seconds: Counter
     audio_stored_seconds: Counter
     """Audio put in Redis for the workers: each stretch once, however many windows hear it."""
@@ -49,6 +51,11 @@ class Metrics:
             ),
             participants=Gauge(
                 f"{PREFIX}_participants", "Participants of the open meetings", registry=registry
+            ),
+            participants_resumed=Counter(
+                f"{PREFIX}_participants_resumed",
+                "Participants whose stream a reconnect went on with",
+                registry=registry,
             ),
             audio_seconds=Counter(
                 f"{PREFIX}_audio_seconds_received",

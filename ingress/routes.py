@@ -91,15 +91,18 @@ class Outbox:
         self._metrics.errors_sent.labels(code=str(code)).inc()
         await self.send(encode_error(code, message, participant_id))
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str) -> bool:
+        """Whether the frame went out (False once the peer is gone)."""
         if not self.open:
-            return
+            return False
         try:
             async with self._lock:
                 await self._websocket.send_text(text)
         except (WebSocketDisconnect, RuntimeError):
             self.open = False
             logger.info("meeting %s: peer gone, dropping what is left to send", self._meeting_id)
+            return False
+        return True
 
 
 @router.websocket("/streaming-whisper/ws/{meeting_id}")
@@ -147,10 +150,12 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
             outbox.send_error,
             services.metrics,
             options,
+            services.resume,
         )
     )
     logger.info("meeting %s: connected", meeting_id)
     try:
+        await session.resume()
         await _serve(websocket, session, outbox, meeting_id, services)
     except Exception:
         # The one catch-all of the socket: log with the meeting id, tell the client, close 1011.

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from ingress.dispatch import Dispatcher
 from ingress.keys import KeyStore
 from ingress.metrics import Metrics
+from ingress.resume import ResumeStore
 from ingress.vad import SileroVad
 from service.settings import Settings
 
@@ -24,6 +25,8 @@ class Services:
     redis: aioredis.Redis
     """The process's pooled async client (the dispatcher's), for readiness checks."""
     metrics: Metrics
+    resume: ResumeStore | None = None
+    """Where dropped sockets' participants wait for a reconnect; None when RESUME_TTL_S is 0."""
     open_connections: int = 0
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     """Set on SIGTERM: every meeting flushes its pending speech and closes with 1001; no new ones."""

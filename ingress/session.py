@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from starlette import status
 
 from ingress.audio_ledger import AudioLedger
@@ -19,6 +20,7 @@ from ingress.dispatch import Dispatcher, TranscriptionError
 from ingress.limits import Cooldown, TokenBucket
 from ingress.metrics import Metrics
 from ingress.protocol import AudioMessage, SocketOptions, TimedWord, encode_transcript
+from ingress.resume import ParticipantRecord, ResumeStore
 from ingress.vad import SileroVad, VadStream
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.contracts import WordTiming
@@ -39,7 +41,12 @@ DROP_STEP_S = 10.0
 REMEMBERED_REFUSALS = 1000
 """Refused participant ids remembered (each told once); bounded so made-up ids cost no memory."""
 
-Send = Callable[[str], Awaitable[None]]
+SAVE_TIMEOUT_S = 5.0
+"""A dropped socket's participants are saved for a reconnect within this, or not at all (Redis
+hangs): closing a socket never waits on Redis for long."""
+
+Send = Callable[[str], Awaitable[bool]]
+"""A message to the client; False when the socket was gone."""
 SendError = Callable[[int, str, str | None], Awaitable[None]]
 """(close code, message, participant id): an error message to the client, counted."""
 
@@ -58,6 +65,8 @@ class SessionContext:
     send_error: SendError
     metrics: Metrics
     options: SocketOptions
+    resume: ResumeStore | None
+    """Where a dropped socket's participants wait for a reconnect; None when RESUME_TTL_S is 0."""
 
     async def complain(self, code: int, reason: str, participant_id: str) -> None:
         """Tell the client (an error message) and the log (with the meeting and participant)."""
@@ -72,7 +81,9 @@ class Participant:
         participant_id: str,
         language: str,
         keyterms: Callable[[], tuple[str, ...]],
+        resumed: ParticipantRecord | None = None,
     ) -> None:
+        """`resumed`: the state a dropped socket left, to go on from."""
         self.id = participant_id
         self.language = language
         self.refused_language: str | None = None
@@ -85,6 +96,13 @@ class Participant:
         """What of this participant's audio Redis holds for its windows."""
         self._bucket = TokenBucket(context.settings.audio_rate_limit, context.settings.audio_burst_s)
         self._rate_complaints = Cooldown(COMPLAINT_INTERVAL_S)
+        self._undelivered: list[str] = []
+        """Finals sent after the socket was gone, for the socket that resumes this stream."""
+        if resumed is not None:
+            self._policy.restore(resumed.policy, now_ms())
+            self._vad.restore(resumed.vad)
+            self.refused_language = resumed.refused_language
+            self._undelivered = list(resumed.undelivered)
         self._wake = asyncio.Event()
         self.task = asyncio.create_task(self._drive(), name=f"participant-{participant_id}")
         self.task.add_done_callback(self._log_crash)
@@ -141,8 +159,26 @@ class Participant:
         self._policy.end()
         self._wake.set()
 
+    @property
+    def ended(self) -> bool:
+        return self._policy.ended
+
+    def record(self) -> ParticipantRecord:
+        """What a reconnect needs to go on with this stream (its task stopped, the stream not ended)."""
+        return ParticipantRecord(
+            participant_id=self.id,
+            language=self.language,
+            refused_language=self.refused_language,
+            policy=self._policy.snapshot(),
+            vad=self._vad.state(),
+            undelivered=tuple(self._undelivered),
+        )
+
     async def _drive(self) -> None:
         try:
+            undelivered, self._undelivered = self._undelivered, []
+            for text in undelivered:
+                await self._send(text, final=True)
             await drive(self._policy, self)
         finally:
             # Ended, closed or crashed: no window of this participant needs its stored audio.
@@ -198,7 +234,7 @@ class Participant:
 
     async def emit(self, transcript: Transcript) -> None:
         self._context.metrics.transcripts_sent.labels(type=transcript.kind).inc()
-        await self._context.send(
+        await self._send(
             encode_transcript(
                 utterance_id=transcript.utterance_id,
                 participant_id=self.id,
@@ -208,8 +244,15 @@ class Participant:
                 variance=transcript.probability,
                 pcm=transcript.pcm,
                 words=timed_words(transcript) if self._context.options.words else None,
-            )
+            ),
+            final=transcript.kind == "final",
         )
+
+    async def _send(self, text: str, final: bool) -> None:
+        # A final the gone socket could not take waits for the socket that resumes the stream;
+        # an interim need not (the next one repeats it).
+        if not await self._context.send(text) and final:
+            self._undelivered.append(text)
 
 
 def timed_words(transcript: Transcript) -> list[TimedWord]:
@@ -236,6 +279,34 @@ class MeetingSession:
     @property
     def participant_count(self) -> int:
         return len(self._participants)
+
+    async def resume(self) -> None:
+        """Take over the participants the meeting's dropped socket left (RESUME_TTL_S), if any."""
+        if self._context.resume is None:
+            return
+        meeting_id = self._context.meeting_id
+        try:
+            records = await self._context.resume.claim(meeting_id)
+        except (RedisError, OSError) as error:
+            logger.warning("meeting %s: cannot look for a stream to resume: %s", meeting_id, error)
+            return
+        for record in records:
+            try:
+                participant = Participant(
+                    self._context, record.participant_id, record.language, lambda: self.keyterms, record
+                )
+            except ValueError as error:
+                logger.warning(
+                    "meeting %s participant %s: cannot resume, starting afresh: %s",
+                    meeting_id,
+                    record.participant_id,
+                    error,
+                )
+                continue
+            self._participants[record.participant_id] = participant
+            self._context.metrics.participants.inc()
+            self._context.metrics.participants_resumed.inc()
+            logger.info("meeting %s: participant %s resumed", meeting_id, record.participant_id)
 
     async def add_audio(self, message: AudioMessage) -> None:
         participant = self._participants.get(message.participant_id)
@@ -285,9 +356,33 @@ class MeetingSession:
             await self._context.complain(status.WS_1011_INTERNAL_ERROR, reason, participant.id)
 
     async def close(self) -> None:
-        """The socket is gone: stop every participant's work."""
+        """The socket is gone: stop every participant's work, and keep the state of those still
+        streaming (no end of meeting) for a reconnect."""
         tasks = [participant.task for participant in self._participants.values()]
         self._context.metrics.participants.dec(len(tasks))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        streaming = [
+            participant
+            for participant in self._participants.values()
+            # A task that crashed leaves a state nobody should go on from.
+            if not participant.ended and (participant.task.cancelled() or not participant.task.exception())
+        ]
+        if self._context.resume is not None and streaming:
+            await self._keep_for_reconnect(self._context.resume, streaming)
+
+    async def _keep_for_reconnect(self, store: ResumeStore, streaming: list[Participant]) -> None:
+        meeting_id = self._context.meeting_id
+        try:
+            async with asyncio.timeout(SAVE_TIMEOUT_S):
+                await store.save(meeting_id, [participant.record() for participant in streaming])
+        except (RedisError, OSError, TimeoutError) as error:
+            logger.warning(
+                "meeting %s: the streams of %d participants cannot be kept for a reconnect: %s",
+                meeting_id,
+                len(streaming),
+                error or type(error).__name__,
+            )
+            return
+        logger.info("meeting %s: %d participants kept for a reconnect", meeting_id, len(streaming))

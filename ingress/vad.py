@@ -16,6 +16,7 @@ fragments (speech probabilities 0.3-0.5) that a fresh state hears as one stretch
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,19 @@ class SileroVad:
         return np.asarray(probs, dtype=np.float32).reshape(-1), h, c
 
 
+@dataclass(frozen=True)
+class VadState:
+    """All a `VadStream` holds, to go on with a participant's stream after a reconnect: its
+    frames stay aligned with the policy's, and the model hears on as if nothing happened."""
+
+    pending: tuple[float, ...]
+    """Samples of a frame not yet whole (fewer than FRAME_SAMPLES)."""
+    h: tuple[float, ...]
+    c: tuple[float, ...]
+    context: tuple[float, ...]
+    silent_frames: int
+
+
 class VadStream:
     """One participant's VAD state; feed it samples in order, get one speech probability per frame."""
 
@@ -82,6 +96,28 @@ class VadStream:
         self._h = np.zeros(STATE_SHAPE, dtype=np.float32)
         self._c = np.zeros(STATE_SHAPE, dtype=np.float32)
         self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)
+
+    def state(self) -> VadState:
+        return VadState(
+            tuple(self._pending.tolist()),
+            tuple(self._h.reshape(-1).tolist()),
+            tuple(self._c.reshape(-1).tolist()),
+            tuple(self._context.tolist()),
+            self._silent_frames,
+        )
+
+    def restore(self, state: VadState) -> None:
+        """Go on from `state`; raises ValueError when it is not a Silero stream's."""
+        size = STATE_SHAPE[-1]
+        if len(state.h) != size or len(state.c) != size or len(state.context) != CONTEXT_SAMPLES:
+            raise ValueError("VAD state of another shape than Silero's")
+        if len(state.pending) >= FRAME_SAMPLES or state.silent_frames < 0:
+            raise ValueError(f"VAD state holds {len(state.pending)} pending samples (under {FRAME_SAMPLES})")
+        self._pending = np.asarray(state.pending, dtype=np.float32)
+        self._h = np.asarray(state.h, dtype=np.float32).reshape(STATE_SHAPE)
+        self._c = np.asarray(state.c, dtype=np.float32).reshape(STATE_SHAPE)
+        self._context = np.asarray(state.context, dtype=np.float32)
+        self._silent_frames = state.silent_frames
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Speech probabilities of every whole frame completed by `samples` (float32 in [-1, 1))."""

@@ -27,6 +27,12 @@ def audio_pattern() -> str:
     return f"{PREFIX}:audio:*"
 
 
+def resume_key(meeting_id: str) -> str:
+    """The streaming state of a meeting's participants after its socket dropped (a hash: one field
+    per participant), until a reconnect claims it or RESUME_TTL_S passes (`ingress/resume.py`)."""
+    return f"{PREFIX}:resume:{meeting_id}"
+
+
 def window_key(request_id: str) -> str:
     """Present while the ingress that sent a window awaits its result: a copy of the task run
     later (re-sent, or redelivered) finds it gone and is not transcribed for nobody."""

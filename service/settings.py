@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     shutdown_flush_timeout_s: float = Field(default=8.0, ge=0.0, le=600.0)
     """On SIGTERM, how long meetings get to receive their pending speech as finals before every
     socket closes with 1001; keep it under the orchestrator's grace period (docker stop: 10 s)."""
+    resume_ttl_s: float = Field(default=30.0, ge=0.0, le=3600.0)
+    """A socket that drops (no end-of-meeting byte) leaves its participants' streaming state in Redis
+    this long: a reconnect to the same meeting, to any replica, goes on where it stopped. 0: off."""
 
     # --- limits per participant -----------------------------------------------------------------
     whisper_max_participants_per_meeting: int = Field(default=50, ge=1)

@@ -13,7 +13,8 @@ Modules, each with one job:
 - `utterances`: committed pieces into utterances, their ids, interims and finals.
 - `window`: `WindowPlan`, what a worker is asked to transcribe.
 - `participant`: `ParticipantPolicy`, the facade the driver calls (`add_audio`, `end`, `advance`,
-  `apply`, `abandon`).
+  `apply`, `abandon`), and `snapshot`/`restore` to carry a stream over a reconnect.
+- `snapshot`: `PolicySnapshot`, the whole state of one stream as one JSON value.
 - `driver`: `drive`, the one loop around a policy; the caller passes in its clock, waits, model
   call and output (`WindowIO`).
 

@@ -16,6 +16,20 @@ from streaming.config import PolicyConfig
 
 
 @dataclass(frozen=True)
+class BufferState:
+    """All a `StreamBuffer` holds, to carry a participant's stream over a reconnect."""
+
+    audio: bytes
+    window_start: int
+    received: int
+    committed_until: int
+    arrivals: tuple[tuple[int, int], ...]
+    first_frame: int
+    frame_probs: tuple[float, ...]
+    last_audio_ms: int | None
+
+
+@dataclass(frozen=True)
 class HeldBookkeeping:
     audio_bytes: int
     vad_frames: int
@@ -36,6 +50,35 @@ class StreamBuffer:
         self._first_frame = 0
         self._frame_probs: list[float] = []
         self.last_audio_ms: int | None = None
+
+    def state(self) -> BufferState:
+        return BufferState(
+            bytes(self._audio),
+            self.window_start,
+            self.received,
+            self.committed_until,
+            tuple(self._arrivals),
+            self._first_frame,
+            tuple(self._frame_probs),
+            self.last_audio_ms,
+        )
+
+    def restore(self, state: BufferState) -> None:
+        """Hold what `state` says; raises ValueError when it does not hold together."""
+        if len(state.audio) != (state.received - state.window_start) * SAMPLE_WIDTH_BYTES:
+            raise ValueError(
+                f"{len(state.audio)} bytes of audio for samples [{state.window_start}, {state.received})"
+            )
+        if not 0 <= state.window_start <= state.received or state.first_frame < 0:
+            raise ValueError(f"window [{state.window_start}, {state.received}) is not a stretch of a stream")
+        self._audio = bytearray(state.audio)
+        self.window_start = state.window_start
+        self.received = state.received
+        self.committed_until = state.committed_until
+        self._arrivals = deque(state.arrivals)
+        self._first_frame = state.first_frame
+        self._frame_probs = list(state.frame_probs)
+        self.last_audio_ms = state.last_audio_ms
 
     # ---- units -------------------------------------------------------------------------------
 

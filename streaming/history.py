@@ -25,12 +25,28 @@ class PastFinal:
     """Its last `context_tail_words` words, and where the first of them starts in its audio."""
 
 
+@dataclass(frozen=True)
+class HistoryState:
+    """All a `FinalsHistory` holds, to carry a participant's stream over a reconnect."""
+
+    finals: tuple[PastFinal, ...]
+    committed_tail: tuple[str, ...]
+
+
 class FinalsHistory:
     def __init__(self, max_prompt_finals: int) -> None:
         self._max_prompt_finals = max_prompt_finals
         self._finals: deque[PastFinal] = deque(maxlen=max(max_prompt_finals, 1) + 16)
         self.committed_tail: list[str] = []
         """The last few committed words (normalised), to recognise them when re-heard."""
+
+    def state(self) -> HistoryState:
+        return HistoryState(tuple(self._finals), tuple(self.committed_tail))
+
+    def restore(self, state: HistoryState) -> None:
+        self._finals.clear()
+        self._finals.extend(state.finals)  # the newest, as many as fit
+        self.committed_tail = list(state.committed_tail)
 
     def add(self, final: PastFinal) -> None:
         self._finals.append(final)

@@ -14,6 +14,7 @@ from streaming.config import PolicyConfig
 from streaming.cuts import choose_cut, cut_sample
 from streaming.hearing import Hearing
 from streaming.history import FinalsHistory, PastFinal
+from streaming.snapshot import PolicySnapshot
 from streaming.utterances import CommittedPiece, Transcript, Utterances, ends_utterance, new_uuid7
 from streaming.window import WindowPlan
 from streaming.words import Word, join_words, split_sentences
@@ -71,6 +72,42 @@ class ParticipantPolicy:
         self._set_hypothesis(kept, self._heard[len(self._hypothesis) - len(kept) :])
         buffer.drop_until(cut)
         return buffer.seconds(excess)
+
+    # ---- carried over a reconnect ------------------------------------------------------------
+
+    def snapshot(self) -> PolicySnapshot:
+        """The stream's state, to go on from elsewhere. A window in flight counts as abandoned
+        (its result will never be applied here): its audio is kept, and planned again."""
+        if self._ending:
+            raise ValueError("a stream that has ended has nothing to carry on")
+        return PolicySnapshot(
+            buffer=self.buffer.state(),
+            history=self._history.state(),
+            utterances=self._utterances.state(),
+            hypothesis=tuple(self._hypothesis),
+            heard=tuple(self._heard),
+            planned_until=self.buffer.window_start if self._in_flight else self._planned_until,
+            hypothesis_heard_until=self._hypothesis_heard_until,
+            context_paused=self._context_paused,
+        )
+
+    def restore(self, snapshot: PolicySnapshot, now_ms: int) -> None:
+        """Go on from `snapshot` (on a fresh policy). Its audio counts as having stopped at `now_ms`:
+        the idle flush does not fire at once for the time the client was away, which would end
+        the utterance it is about to go on with. Raises ValueError when the snapshot does not hold
+        together."""
+        if len(snapshot.heard) != len(snapshot.hypothesis):
+            raise ValueError(f"{len(snapshot.heard)} agreement counts for {len(snapshot.hypothesis)} words")
+        self.buffer.restore(snapshot.buffer)
+        if self.buffer.last_audio_ms is not None:
+            self.buffer.last_audio_ms = max(self.buffer.last_audio_ms, now_ms)
+        self._history.restore(snapshot.history)
+        self._utterances.restore(snapshot.utterances)
+        self._set_hypothesis(list(snapshot.hypothesis), list(snapshot.heard))
+        self._planned_until = snapshot.planned_until
+        self._hypothesis_heard_until = snapshot.hypothesis_heard_until
+        self._context_paused = snapshot.context_paused
+        self._in_flight = None
 
     # ---- state -------------------------------------------------------------------------------
 

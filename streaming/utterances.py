@@ -48,6 +48,18 @@ class _Utterance:
     ts_ms: int
 
 
+@dataclass(frozen=True)
+class UtterancesState:
+    """All `Utterances` holds, to carry a participant's stream over a reconnect: the open
+    utterance keeps its id and `ts`."""
+
+    open: tuple[CommittedPiece, ...]
+    utterance_id: str | None
+    utterance_ts_ms: int
+    last_interim: str
+    last_ts_ms: int
+
+
 def new_uuid7() -> str:
     """A UUIDv7: 48 bits of Unix milliseconds, then random bits; sorts by creation time."""
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
@@ -83,6 +95,23 @@ class Utterances:
     @property
     def has_open(self) -> bool:
         return bool(self._open)
+
+    def state(self) -> UtterancesState:
+        utterance = self._utterance
+        return UtterancesState(
+            tuple(self._open),
+            utterance.id if utterance else None,
+            utterance.ts_ms if utterance else 0,
+            self._last_interim,
+            self._last_ts_ms,
+        )
+
+    def restore(self, state: UtterancesState) -> None:
+        self._open = list(state.open)
+        open_id = state.utterance_id
+        self._utterance = None if open_id is None else _Utterance(open_id, state.utterance_ts_ms)
+        self._last_interim = state.last_interim
+        self._last_ts_ms = state.last_ts_ms
 
     def add(self, piece: CommittedPiece) -> None:
         self._current(piece.words[0])  # its ts: when its first word was spoken

@@ -3,13 +3,15 @@ is chunked does not matter. (The small ONNX file faster-whisper ships, not the s
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.corpus import audio_file
-from ingress.vad import FRAME_SAMPLES, SILENCE_RESETS_AFTER, SileroVad
+from ingress.vad import FRAME_SAMPLES, SILENCE_RESETS_AFTER, SileroVad, VadState
 from service.audio import pcm_to_float32
 from service.pcm_files import read_pcm
 
@@ -137,3 +139,29 @@ def test_how_a_meeting_track_is_chunked_does_not_change_which_silence_is_skipped
 
     np.testing.assert_allclose(probs, stream(vad, audio, 4 * FRAME_SAMPLES), atol=1e-5)
     assert (probs > SPEECH).sum() > 200
+
+
+def test_a_stream_restored_from_its_state_goes_on_as_if_never_stopped(
+    vad: SileroVad, corpus_dir: Path
+) -> None:
+    audio = samples_of(corpus_dir, "jfk_ask_not")
+    split = 5 * 16_000 + 100  # mid-speech, mid-frame
+    uninterrupted = stream(vad, audio, 1000)
+
+    first = vad.new_stream()
+    before = np.concatenate([first.process(audio[i : min(i + 1000, split)]) for i in range(0, split, 1000)])
+    state = VadState(**json.loads(json.dumps(dataclasses.asdict(first.state()))))  # as Redis holds it
+    second = vad.new_stream()
+    second.restore(state)
+    after = np.concatenate([second.process(audio[i : i + 1000]) for i in range(split, len(audio), 1000)])
+
+    np.testing.assert_array_equal(np.concatenate([before, after]), uninterrupted)
+
+
+def test_a_state_of_another_shape_is_refused(vad: SileroVad) -> None:
+    state = vad.new_stream().state()
+
+    with pytest.raises(ValueError, match="another shape"):
+        vad.new_stream().restore(dataclasses.replace(state, h=state.h[:-1]))
+    with pytest.raises(ValueError, match="pending samples"):
+        vad.new_stream().restore(dataclasses.replace(state, pending=(0.0,) * FRAME_SAMPLES))
