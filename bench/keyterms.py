@@ -1,12 +1,14 @@
 """`python -m bench.keyterms`: what `?keyterms=` does to rare names, and to the rest.
 
-    python -m bench.keyterms [--corpus corpus/keyterms] [--speed 1.0] [--out DIR]
+    python -m bench.keyterms [--corpus corpus/keyterms] [--speed 1.0] [--ordinary a,b] [--out DIR]
 
 It starts its own Redis, worker and ingress (the packaged tiny.en), streams each item of the
 keyterms corpus twice in real time (without keyterms, then with the ones its manifest lists) and
 prints a Markdown table: the error rate on the reference's keyterm words (each word of a keyterm
 that is not transcribed as written, case and punctuation aside, counts) and the WER of all the
-other words. Results land in bench/results/<timestamp>-keyterms/.
+other words. `--ordinary` names items of the main corpus to stream the same two ways, with every
+keyterm of the keyterms corpus (none of which they say): what unrelated keyterms cost ordinary
+speech. Results land in bench/results/<timestamp>-keyterms/.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import jiwer
 
-from bench.corpus import REPO_CORPUS, load_corpus
+from bench.corpus import REPO_CORPUS, CorpusItem, default_corpus_dir, load_corpus, select_items
 from bench.run import RESULTS_DIR
 from bench.scoring import normalize_text
 from commands.launcher import LocalStack, free_port
@@ -98,6 +100,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, default=KEYTERMS_CORPUS, help="folder with manifest.json")
     parser.add_argument("--speed", type=float, default=1.0, help="pacing factor (default 1.0: real time)")
     parser.add_argument(
+        "--ordinary",
+        type=lambda text: [part for part in text.split(",") if part],
+        default=[],
+        help="items of the main corpus to stream with the keyterms too (their speech names none)",
+    )
+    parser.add_argument(
         "--out", type=Path, help="results folder (default bench/results/<timestamp>-keyterms)"
     )
     return parser.parse_args(argv)
@@ -113,7 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("INFO")
     out = args.out or RESULTS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}-keyterms"
     out.mkdir(parents=True, exist_ok=True)
-    rows = measure(args.corpus, args.speed, out / "logs")
+    ordinary = select_items(load_corpus(default_corpus_dir()), args.ordinary, ()) if args.ordinary else []
+    rows = measure(args.corpus, args.speed, out / "logs", ordinary)
     table = to_markdown(rows, args.speed)
     (out / "results.md").write_text(table, encoding="utf-8")
     (out / "results.json").write_text(json.dumps([asdict(row) for row in rows], indent=2), encoding="utf-8")
@@ -121,13 +130,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def measure(corpus: Path, speed: float, log_dir: Path) -> list[KeytermRow]:
+def measure(
+    corpus: Path, speed: float, log_dir: Path, ordinary: Sequence[CorpusItem] = ()
+) -> list[KeytermRow]:
     settings = Settings(port=free_port(), bypass_authorization=True, redis_url=None, redis_host=None)
     keyterms = manifest_keyterms(corpus)
+    every_term = list(dict.fromkeys(term for terms in keyterms.values() for term in terms))
+    keyterms.update({item.name: every_term for item in ordinary})
     rows = []
     with LocalStack(settings, log_dir=log_dir, extra_env={"BYPASS_AUTHORIZATION": "1"}):
         base = f"ws://{settings.host}:{settings.port}"
-        for item in load_corpus(corpus):
+        for item in [*load_corpus(corpus), *ordinary]:
             track = item.tracks[0]
             tracks = [(track.participant, read_pcm(track.audio))]
             for terms in ([], keyterms[item.name]):
@@ -165,8 +178,9 @@ def to_markdown(rows: Sequence[KeytermRow], speed: float) -> str:
     ]
     for row in rows:
         score = row.score
+        term_rate = f"{score.term_error_rate:.3f}" if score.term_words else "–"
         lines.append(
-            f"| {row.item} | {len(row.keyterms) or 'none'} | {score.term_words} | {score.term_error_rate:.3f}"
+            f"| {row.item} | {len(row.keyterms) or 'none'} | {score.term_words} | {term_rate}"
             f" | {score.other_words} | {score.other_wer:.3f} | {row.finals} |"
         )
     lines.append("")

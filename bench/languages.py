@@ -1,7 +1,8 @@
 """`make bench-languages`: the non-English corpus through the websocket with the multilingual
 `base` model, next to the same model transcribing each whole file offline.
 
-    python -m bench.languages [--model-path DIR] [--items a,b] [--speed 1.0] [--corpus DIR] [--out DIR]
+    python -m bench.languages [--model-path DIR] [--items a,b] [--speed 1.0] [--detect]
+        [--corpus DIR] [--out DIR]
 
 It starts its own Redis, a worker with WHISPER_MODEL_NAME=base and WHISPER_MODEL_PATH=<that
 folder>, and the ingress; streams each item in its own language (the manifest's `language`, sent
@@ -23,7 +24,9 @@ from bench.corpus import NO_LANGUAGE, CorpusItem, default_corpus_dir, load_corpu
 from bench.run import RESULTS_DIR, Endpoint, stream_item, transcribe_offline
 from bench.scoring import CHARACTER_SCORED_LANGUAGES, error_rate
 from commands.launcher import LocalStack, free_port
+from demos.client import MeetingResult
 from models.catalogue import ModelNotFoundError, resolve_model_folder
+from service.languages import AUTO
 from service.logs import configure_logging
 from service.settings import Settings
 
@@ -45,6 +48,10 @@ class LanguageRow:
     server_errors: list[str]
     streamed_text: str
     offline_text: str
+    detected_streamed: float | None = None
+    """With `--detect`: the error rate streamed again with `auto` in every header..."""
+    detected_languages: str = ""
+    """...and the languages its finals said they were in."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -57,6 +64,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--corpus", type=Path, default=default_corpus_dir(), help="folder with manifest.json")
     parser.add_argument("--items", type=lambda text: [part for part in text.split(",") if part], default=[])
     parser.add_argument("--speed", type=float, default=1.0, help="pacing factor (default 1.0: real time)")
+    parser.add_argument(
+        "--detect",
+        action="store_true",
+        help="stream each item again with language auto in the header, and score that too",
+    )
     parser.add_argument(
         "--out", type=Path, help="results folder (default bench/results/<timestamp>-languages)"
     )
@@ -87,8 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     folder = args.out or RESULTS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}-languages"
     items = non_english(load_corpus(args.corpus), args.items)
-    rows = measure(items, model, args.speed, folder / "logs")
-    table = to_markdown(rows, model, args.speed)
+    rows = measure(items, model, args.speed, folder / "logs", args.detect)
+    table = to_markdown(rows, model, args.speed, args.detect)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(table + "\n", encoding="utf-8")
     (folder / "results.json").write_text(
@@ -99,7 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def measure(items: Sequence[CorpusItem], model: Path, speed: float, log_dir: Path) -> list[LanguageRow]:
+def measure(
+    items: Sequence[CorpusItem], model: Path, speed: float, log_dir: Path, detect: bool = False
+) -> list[LanguageRow]:
     settings = Settings(
         whisper_model_name=MODEL_NAME,
         whisper_model_path=model,
@@ -120,7 +134,11 @@ def measure(items: Sequence[CorpusItem], model: Path, speed: float, log_dir: Pat
         endpoint = Endpoint(f"ws://{settings.host}:{settings.port}", stack.redis_url)
         for item in items:
             result, _compute = stream_item(item, endpoint, speed, item.language)
+            detected = stream_item(item, endpoint, speed, AUTO)[0] if detect else None
             for track in item.tracks:
+                auto_rate, heard_as = detection_scores(
+                    detected, track.participant, track.reference, item.language
+                )
                 offline_text = "".join(word.text for word in offline[item.name, track.participant].words)
                 streamed_text = result.transcript(track.participant)
                 rows.append(
@@ -135,24 +153,44 @@ def measure(items: Sequence[CorpusItem], model: Path, speed: float, log_dir: Pat
                         server_errors=[str(error.get("message", error)) for error in result.errors()],
                         streamed_text=streamed_text,
                         offline_text=offline_text.strip(),
+                        detected_streamed=auto_rate,
+                        detected_languages=heard_as,
                     )
                 )
     return rows
 
 
-def to_markdown(rows: Sequence[LanguageRow], model: Path, speed: float) -> str:
+def detection_scores(
+    result: MeetingResult | None, participant: str, reference: str, language: str
+) -> tuple[float | None, str]:
+    """The error rate of the `auto` stream, and the languages its finals said they were in."""
+    if result is None:
+        return None, ""
+    heard = sorted({str(final.get("language")) for final in result.finals(participant)})
+    return error_rate(reference, result.transcript(participant), language), ",".join(heard)
+
+
+def to_markdown(rows: Sequence[LanguageRow], model: Path, speed: float, detect: bool = False) -> str:
+    detected_head = " detected (auto) | heard as |" if detect else ""
     lines = [
         f"Multilingual `base` ({model}), streamed at {speed:g}x real time through the websocket "
-        "(language in every header) vs. the same model on the whole file offline.",
+        "(language in every header) vs. the same model on the whole file offline"
+        + ("; then streamed again with `auto` in every header." if detect else "."),
         "",
-        "| item | language | audio (s) | metric | streamed finals | offline | finals | server errors |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | --- |",
+        "| item | language | audio (s) | metric | streamed finals | offline | finals | server errors |"
+        + detected_head,
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | --- |" + (" ---: | --- |" if detect else ""),
     ]
     for row in rows:
         errors = "; ".join(row.server_errors) or "–"
+        detected = (
+            f" {row.detected_streamed:.3f} | {row.detected_languages} |"
+            if detect and row.detected_streamed is not None
+            else ""
+        )
         lines.append(
             f"| {row.item} | {row.language} | {row.duration_s:.1f} | {row.metric} | {row.streamed:.3f} "
-            f"| {row.offline:.3f} | {row.finals} | {errors} |"
+            f"| {row.offline:.3f} | {row.finals} | {errors} |{detected}"
         )
     return "\n".join(lines)
 

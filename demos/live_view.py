@@ -40,6 +40,12 @@ def format_error(payload: dict[str, Any]) -> str:
     return f"server error {payload.get('code')}{where}: {payload.get('message')}"
 
 
+def format_warning(payload: dict[str, Any]) -> str:
+    participant = payload.get("participant_id")
+    where = f" ({participant})" if participant else ""
+    return f"server warning {payload.get('code')}{where}: {payload.get('message')}"
+
+
 def confidence_style(confidence: float) -> str:
     if confidence >= HIGH_CONFIDENCE:
         return "green"
@@ -155,6 +161,8 @@ class LiveView:
             self._err_console.print(f"unexpected message from server: {message.raw[:200]}", markup=False)
         elif message.type == "error":
             self._err_console.print(Text(format_error(payload), style="red"))
+        elif message.type == "warning":
+            self._err_console.print(Text(format_warning(payload), style="yellow"))
         else:
             self._board.apply(payload)
             self._live.update(self._render(), refresh=True)

@@ -41,7 +41,7 @@ from demos.client import (
     stream_meeting,
     with_query,
 )
-from demos.live_view import LiveView, MeetingBoard, format_error, format_offset
+from demos.live_view import LiveView, MeetingBoard, format_error, format_offset, format_warning
 
 DEFAULT_URL = "ws://127.0.0.1:8000"
 DEFAULT_PROG = "python -m demos.stream_file"
@@ -159,7 +159,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         help="participant id, once per file in the same order (default: each file's stem)",
     )
-    parser.add_argument("--lang", default="en", help="language code sent in every header (default en)")
+    parser.add_argument(
+        "--lang",
+        default="en",
+        help="language code sent in every header, or 'auto' to have it detected (default en)",
+    )
     parser.add_argument("--token", help="JWT, sent as 'Authorization: Bearer <token>'")
     parser.add_argument(
         "--fast",
@@ -328,6 +332,8 @@ class ConsolePrinter:
             self._print_err(f"unexpected message from server: {message.raw[:200]}")
         elif message.type == "error":
             self._print_err(format_error(payload))
+        elif message.type == "warning":
+            self._print_err(format_warning(payload))
         elif self._as_json:
             return
         elif message.type == "interim":

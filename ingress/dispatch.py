@@ -146,6 +146,7 @@ class Dispatcher:
         hints: DecoderHints,
         timeout_s: float,
         final: bool = False,
+        detect_language: bool = False,
     ) -> WindowResult:
         """Store what the window's audio needs, send the window and wait for its result; raises
         TranscriptionError on any failure (the participant's ledger then trusts nothing stored)."""
@@ -156,6 +157,7 @@ class Dispatcher:
             audio=audio.pieces,
             reply_to=self.reply_stream,
             language=language,
+            detect_language=detect_language,
         )
         window = _InFlight(request, final, asyncio.get_running_loop().create_future())
         self._pending[request_id] = window

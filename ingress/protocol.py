@@ -17,7 +17,8 @@ from typing import Literal
 from starlette import status
 
 from service.audio import SAMPLE_WIDTH_BYTES, pcm_to_wav
-from service.languages import WHISPER_LANGUAGES
+from service.languages import AUTO, WHISPER_LANGUAGES
+from streaming.language import Contradiction
 
 HEADER_BYTES = 60
 END_OF_MEETING = b"\x00"
@@ -111,9 +112,9 @@ def _check_participant_id(participant_id: str) -> None:
 
 
 def parse_language(raw: str, participant_id: str | None = None) -> str:
-    """`en`, `EN`, `en-US`, `en_us` → `en`; anything Whisper does not know is refused."""
+    """`en`, `EN`, `en-US`, `en_us` → `en`; `auto` (detect it); anything Whisper does not know is refused."""
     code = raw.strip(HEADER_PADDING).replace("_", "-").split("-", 1)[0].lower()
-    if code not in WHISPER_LANGUAGES:
+    if code not in WHISPER_LANGUAGES and code != AUTO:
         raise ProtocolError(
             status.WS_1007_INVALID_FRAME_PAYLOAD_DATA,
             f"language {raw.strip(HEADER_PADDING)!r} is not a language code Whisper knows",
@@ -132,7 +133,7 @@ def build_header(participant_id: str, language: str, padding: Literal["\x00", " 
 
 TranscriptType = Literal["interim", "final"]
 
-QUERY_PARAMETERS = ("auth_token", "words", "keyterms")
+QUERY_PARAMETERS = ("auth_token", "words", "keyterms", "language")
 """What a socket's query string may hold: the token, then the opt-in extras. An unknown name is
 refused (1008), so a client learns at once that an extra it asked for is not served here."""
 
@@ -151,6 +152,8 @@ class SocketOptions:
     """`?words=1`: each interim and final carries its words with their times (`encode_transcript`)."""
     keyterms: tuple[str, ...] = ()
     """`?keyterms=a,b`: words the decoder is told to expect (also set by a config message)."""
+    detect_language: bool = False
+    """`?language=auto`: every participant's language is detected, whatever its headers say."""
 
 
 def parse_socket_options(query: Mapping[str, str]) -> SocketOptions:
@@ -162,7 +165,14 @@ def parse_socket_options(query: Mapping[str, str]) -> SocketOptions:
             + ", ".join(QUERY_PARAMETERS),
         )
     terms = query.get("keyterms", "")
+    language = query.get("language")
+    if language not in (None, AUTO):
+        raise ProtocolError(
+            status.WS_1008_POLICY_VIOLATION,
+            f"?language= takes only 'auto', not {language!r} (each audio header names its language)",
+        )
     return SocketOptions(
+        detect_language=language == AUTO,
         words=_flag(query, "words"),
         keyterms=parse_keyterms(
             terms.split(",") if terms else [], "?keyterms=", status.WS_1008_POLICY_VIOLATION
@@ -257,9 +267,10 @@ def encode_transcript(
     variance: float,
     pcm: bytes | None = None,
     words: Sequence[TimedWord] | None = None,
+    language: str | None = None,
 ) -> str:
     """The SPEC §3 result message, exactly these fields in this order; `words` (asked for with
-    `?words=1`) after them."""
+    `?words=1`) and `language` (for a participant whose language is detected) after them."""
     audio = base64.b64encode(pcm_to_wav(pcm)).decode("ascii") if pcm and kind == "final" else ""
     message: dict[str, object] = {
         "id": utterance_id,
@@ -275,7 +286,29 @@ def encode_transcript(
             {"word": w.word, "start": w.start_ms, "end": w.end_ms, "probability": round(w.probability, 4)}
             for w in words
         ]
+    if language is not None:
+        message["language"] = language
     return json.dumps(message, ensure_ascii=False)
+
+
+LANGUAGE_MISMATCH = "language_mismatch"
+
+
+def encode_language_warning(participant_id: str, contradiction: Contradiction) -> str:
+    """Told once per participant: its declared language is not what the model hears (a warning,
+    not an error: nothing was refused, the stream goes on)."""
+    return json.dumps(
+        {
+            "type": "warning",
+            "code": LANGUAGE_MISMATCH,
+            "participant_id": participant_id,
+            "message": contradiction.message,
+            "declared": contradiction.declared,
+            "detected": contradiction.heard,
+            "probability": round(contradiction.probability, 4),
+        },
+        ensure_ascii=False,
+    )
 
 
 MAX_CLOSE_REASON_BYTES = 123

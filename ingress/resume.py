@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ingress.vad import VadState
 from service import names
+from streaming.language import SpokenLanguage
 from streaming.snapshot import PolicySnapshot
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class ParticipantRecord(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     participant_id: str
-    language: str
+    spoken: SpokenLanguage
+    """Its language as asked for and as heard so far."""
     refused_language: str | None
     """The language the model could not serve, if it was told so (its audio stays dropped)."""
     policy: PolicySnapshot

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -19,14 +20,22 @@ from ingress.audio_ledger import AudioLedger
 from ingress.dispatch import Dispatcher, TranscriptionError
 from ingress.limits import Cooldown, TokenBucket
 from ingress.metrics import Metrics
-from ingress.protocol import AudioMessage, SocketOptions, TimedWord, encode_transcript
+from ingress.protocol import (
+    AudioMessage,
+    SocketOptions,
+    TimedWord,
+    encode_language_warning,
+    encode_transcript,
+)
 from ingress.resume import ParticipantRecord, ResumeStore
 from ingress.vad import SileroVad, VadStream
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
 from service.contracts import WordTiming
+from service.languages import AUTO
 from service.settings import Settings
 from streaming.config import PolicyConfig
 from streaming.driver import WindowFailed, drive
+from streaming.language import SpokenLanguage
 from streaming.participant import ParticipantPolicy
 from streaming.utterances import Transcript
 from streaming.window import WindowPlan
@@ -68,6 +77,11 @@ class SessionContext:
     resume: ResumeStore | None
     """Where a dropped socket's participants wait for a reconnect; None when RESUME_TTL_S is 0."""
 
+    async def complain_softly(self, participant_id: str, warning: str) -> None:
+        """A warning message to the client (nothing refused), and the log."""
+        logger.warning("meeting %s participant %s: %s", self.meeting_id, participant_id, warning)
+        await self.send(warning)
+
     async def complain(self, code: int, reason: str, participant_id: str) -> None:
         """Tell the client (an error message) and the log (with the meeting and participant)."""
         logger.warning("meeting %s participant %s: %s", self.meeting_id, participant_id, reason)
@@ -85,7 +99,7 @@ class Participant:
     ) -> None:
         """`resumed`: the state a dropped socket left, to go on from."""
         self.id = participant_id
-        self.language = language
+        self._spoken = SpokenLanguage(AUTO if context.options.detect_language else language)
         self.refused_language: str | None = None
         self._context = context
         self._keyterms = keyterms
@@ -101,6 +115,7 @@ class Participant:
         if resumed is not None:
             self._policy.restore(resumed.policy, now_ms())
             self._vad.restore(resumed.vad)
+            self._spoken = dataclasses.replace(resumed.spoken)
             self.refused_language = resumed.refused_language
             self._undelivered = list(resumed.undelivered)
         self._wake = asyncio.Event()
@@ -123,8 +138,8 @@ class Participant:
         if not self._bucket.take(seconds, time.monotonic()):
             await self._refuse_fast_audio()
             return
-        if message.language != self.language:
-            self.language = message.language
+        if message.language != self.language and not self._context.options.detect_language:
+            self._spoken = SpokenLanguage(message.language)
             self.refused_language = None
         if self.refused_language == self.language:
             return  # told once already; the model cannot serve this language
@@ -167,12 +182,17 @@ class Participant:
         """What a reconnect needs to go on with this stream (its task stopped, the stream not ended)."""
         return ParticipantRecord(
             participant_id=self.id,
-            language=self.language,
+            spoken=self._spoken,
             refused_language=self.refused_language,
             policy=self._policy.snapshot(),
             vad=self._vad.state(),
             undelivered=tuple(self._undelivered),
         )
+
+    @property
+    def language(self) -> str:
+        """The language its headers say (`auto`: detected)."""
+        return self._spoken.requested
 
     async def _drive(self) -> None:
         try:
@@ -201,10 +221,16 @@ class Participant:
 
     async def transcribe(self, plan: WindowPlan) -> Sequence[WordTiming]:
         audio = self._ledger.place(plan.spans, plan.pcm, self._policy.oldest_needed)
+        spoken = self._spoken  # a header naming another language meanwhile starts a new one
         try:
             hints = plan.hints.model_copy(update={"keyterms": self._keyterms()})
             result = await self._context.dispatcher.transcribe(
-                audio, self.language, hints, self._context.settings.transcription_timeout_s, plan.final
+                audio,
+                spoken.window_language(),
+                hints,
+                self._context.settings.transcription_timeout_s,
+                plan.final,
+                detect_language=spoken.wants_detection(plan.final),
             )
         except TranscriptionError as error:
             # Redis may have lost what was stored (restarted, failed over): store it again.
@@ -213,6 +239,10 @@ class Participant:
                 # Before any await: audio arriving meanwhile is dropped, not planned.
                 self.refused_language = self.language
             raise
+        new_audio_s = (plan.end - plan.start) / SAMPLE_RATE
+        contradiction = spoken.heard(result.language, result.language_probability, new_audio_s, plan.final)
+        if contradiction is not None:
+            await self._context.complain_softly(self.id, encode_language_warning(self.id, contradiction))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "meeting %s participant %s: %s window %.2f-%.2f s (context %.2f s, prefix %r): %r",
@@ -244,6 +274,7 @@ class Participant:
                 variance=transcript.probability,
                 pcm=transcript.pcm,
                 words=timed_words(transcript) if self._context.options.words else None,
+                language=(self._spoken.current or AUTO) if self._spoken.auto else None,
             ),
             final=transcript.kind == "final",
         )
@@ -293,7 +324,11 @@ class MeetingSession:
         for record in records:
             try:
                 participant = Participant(
-                    self._context, record.participant_id, record.language, lambda: self.keyterms, record
+                    self._context,
+                    record.participant_id,
+                    record.spoken.requested,
+                    lambda: self.keyterms,
+                    record,
                 )
             except ValueError as error:
                 logger.warning(

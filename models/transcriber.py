@@ -19,11 +19,12 @@ from models.batch import transcribe_together
 from models.catalogue import resolve_model_folder
 from models.decoding import parallel_parts
 from models.engine import WhisperEngine
+from models.language_detection import detect_languages
 from models.single import transcribe_single
 from models.window import Window
 from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
-from service.languages import ENGLISH
+from service.languages import AUTO, ENGLISH
 from service.settings import Device, Settings
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class UnsupportedLanguageError(ValueError):
 class Transcription:
     words: list[WordTiming]
     compute_s: float
+    language: str | None = None
+    """What the window's speech was heard as, when its window asked (`Window.needs_detection`)."""
+    language_probability: float | None = None
+    """None: the model is English-only, and `language` is English whatever was said."""
 
 
 def pick_device(requested: Device) -> str:
@@ -98,7 +103,7 @@ class Transcriber:
         return self._engine.multilingual
 
     def check_language(self, language: str) -> None:
-        if not self.multilingual and language != ENGLISH:
+        if not self.multilingual and language not in (ENGLISH, AUTO):
             raise UnsupportedLanguageError(
                 f"the loaded model ({self.name}) is English-only and cannot serve {language!r}"
             )
@@ -123,21 +128,42 @@ class Transcriber:
         """What `transcribe` gives for each window, for several windows at once: one encoder pass
         (each window padded to the longest one's `encoder_frames`), one decoder call per group of
         equally long prompts (`prompt_groups`), one alignment pass for the word times; per language
-        when windows differ in it. Each window's `compute_s` is an equal share of the batch's time.
+        when windows differ in it. Windows that ask for their language are first detected together
+        (`auto` ones are then decoded in what they were heard as). Each window's `compute_s` is an
+        equal share of the batch's time.
 
         Raises UnsupportedLanguageError before any work when a window's language cannot be served."""
         for window in windows:
             self.check_language(window.language)
         started = time.perf_counter()
+        detected = self._detect(windows)
+        languages = [
+            (detected[index][0] if window.language == AUTO else window.language)
+            for index, window in enumerate(windows)
+        ]
         words: list[list[WordTiming]] = [[] for _ in windows]
-        parts = parallel_parts([window.language for window in windows], self.parallel_calls)
+        parts = parallel_parts(languages, self.parallel_calls)
 
         def run(part: list[int]) -> list[list[WordTiming]]:
-            return transcribe_together(self._engine, [windows[i] for i in part], windows[part[0]].language)
+            return transcribe_together(self._engine, [windows[i] for i in part], languages[part[0]])
 
         heard_by_part = map(run, parts) if self._calls is None else self._calls.map(run, parts)
         for part, heard_in_part in zip(parts, heard_by_part, strict=True):
             for index, heard in zip(part, heard_in_part, strict=True):
                 words[index] = heard
         share = (time.perf_counter() - started) / max(len(windows), 1)
-        return [Transcription(words=heard, compute_s=share) for heard in words]
+        return [
+            Transcription(heard, share, *detected.get(index, (None, None)))
+            for index, heard in enumerate(words)
+        ]
+
+    def _detect(self, windows: Sequence[Window]) -> dict[int, tuple[str, float | None]]:
+        """The language of each window that asks for it, by index. An English-only model knows no
+        other: English, with no probability."""
+        asking = [index for index, window in enumerate(windows) if window.needs_detection]
+        if not asking:
+            return {}
+        if not self.multilingual:
+            return {index: (ENGLISH, None) for index in asking}
+        heard = detect_languages(self._engine, [windows[index].pcm for index in asking])
+        return dict(zip(asking, heard, strict=True))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from service.contracts import NO_HINTS, DecoderHints
+from service.languages import AUTO
 
 
 @dataclass(frozen=True)
@@ -15,4 +16,11 @@ class Window:
 
     pcm: bytes
     language: str
+    """A language code, or `auto` (decoded in the language it is heard as)."""
     hints: DecoderHints = NO_HINTS
+    detect_language: bool = False
+    """Report the language it is heard as (always done for `auto`)."""
+
+    @property
+    def needs_detection(self) -> bool:
+        return self.detect_language or self.language == AUTO

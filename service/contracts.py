@@ -99,6 +99,10 @@ class WindowRequest(DecoderHints):
     reply_to: str
     """Redis stream the result is appended to (one per ingress process)."""
     language: str
+    """A language code, or `auto`: the worker detects the window's language and decodes in it."""
+    detect_language: bool = False
+    """Detect the window's language (and report it) even though `language` is a code: the ingress
+    checks a declared language against the speech."""
 
 
 class WordTiming(_Message):
@@ -114,6 +118,10 @@ class WindowResult(_Message):
     request_id: str
     words: list[WordTiming] = []
     compute_s: float = 0.0
+    language: str | None = None
+    """The language the window's speech was heard as, when detection was asked for."""
+    language_probability: float | None = Field(default=None, ge=0.0, le=1.0)
+    """How sure the detection was; None when the model is English-only (it hears nothing else)."""
     error_code: ErrorCode | None = None
     """Set when the worker could not transcribe the window; `error_message` says why."""
     error_message: str | None = None

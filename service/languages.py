@@ -11,3 +11,5 @@ WHISPER_LANGUAGES = frozenset(
     ).split()
 )
 ENGLISH = "en"
+AUTO = "auto"
+"""Not a language: the participant's is to be detected from its speech (`streaming/language.py`)."""

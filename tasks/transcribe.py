@@ -184,13 +184,20 @@ def transcribe_requests(resources: WorkerResources, requests: list[WindowRequest
         except UnsupportedLanguageError as error:
             answers[index] = Answer(failure(request, ErrorCode.UNSUPPORTED_LANGUAGE, str(error)))
             continue
-        ready.append((index, Window(pcm, request.language, request)))  # a request is its hints
+        # A request is its hints.
+        ready.append((index, Window(pcm, request.language, request, request.detect_language)))
     outcomes = transcribe_windows(resources.transcriber, [window for _, window in ready])
     for (index, _), outcome in zip(ready, outcomes, strict=True):
         request = requests[index]
         if isinstance(outcome, Transcription):
             answers[index] = Answer(
-                WindowResult(request_id=request.request_id, words=outcome.words, compute_s=outcome.compute_s)
+                WindowResult(
+                    request_id=request.request_id,
+                    words=outcome.words,
+                    compute_s=outcome.compute_s,
+                    language=outcome.language,
+                    language_probability=outcome.language_probability,
+                )
             )
         else:
             # A window that failed unexpectedly (`transcribe_windows` is its one catch-all): logged,

@@ -314,6 +314,8 @@ class Run {
     if (message.type === "error") {
       this.lastError = message;
       addServerMessage(message);
+    } else if (message.type === "warning") {
+      addServerMessage(message); // the declared language is not what the server hears
     } else if (message.type === "interim") {
       showInterim(message);
     } else if (message.type === "final") {
@@ -572,6 +574,12 @@ function addFinal(message) {
   badge.title = "Confidence: the mean probability of the words";
   badge.setAttribute("aria-label", `confidence ${percent} percent`);
   row.append(time, element("span", "who", message.participant_id), transcriptText(message), badge);
+  if (message.language) {
+    // Sent for a participant whose language the server detects (Detect, header "auto").
+    const language = element("span", "language", message.language);
+    language.title = "The language the server heard";
+    row.append(language);
+  }
   if (message.audio) {
     finalAudio.set(message.id, { base64: message.audio, url: "" });
     const play = element("button", "play", "▶ Play");

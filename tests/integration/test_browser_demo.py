@@ -140,6 +140,7 @@ def test_microphone_speech_appears_as_finals(
         page.fill("#keyterms", "")
         page.check("#words")  # the opt-in extra: finals carry their timed words
         expect(page.locator("#target")).to_have_text(meeting_url + "?words=1")
+        page.select_option("#lang", "auto")  # the header asks for the language to be detected
 
         page.click("#start")
         expect(page.locator("#status")).to_contain_text("Listening", timeout=15_000)
@@ -173,6 +174,8 @@ def test_microphone_speech_appears_as_finals(
         assert page.locator("#interims li").count() == 0
         assert set(rows.locator(".who").all_inner_texts()) == {"jfk"}
         assert all(re.fullmatch(r"\d\d:\d\d:\d\d", when) for when in rows.locator(".when").all_inner_texts())
+        # tiny.en hears every language as English, and says so with each final.
+        assert rows.locator(".language").all_text_contents() == ["en"] * rows.count()
         badges = rows.locator(".confidence").all_inner_texts()
         assert all(re.fullmatch(r"\d{1,3}%", badge) for badge in badges), badges
         assert rows.locator("button.play").count() == rows.count(), "every final carries its audio here"

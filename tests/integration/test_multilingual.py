@@ -70,3 +70,42 @@ def test_german_spanish_and_french_are_transcribed_in_their_language(
         wer = error_rate(reference(name), result.transcript(language), language)
         print(f"{name} through the websocket on base: WER {wer:.3f}: {result.transcript(language)!r}")
         assert wer <= MAX_WER, (language, result.transcript(language))
+
+
+def test_auto_detects_each_language_and_a_contradicted_header_is_reported_once(
+    base_stack: LocalStack, speech: Any, reference: Any
+) -> None:
+    async def run() -> tuple[dict[str, MeetingResult], MeetingResult]:
+        async with asyncio.timeout(STREAM_TIMEOUT_S):
+            german = speech(SAMPLES["de"])
+            results = await asyncio.gather(
+                *(
+                    stream_meeting(
+                        base_stack.meeting_url(f"auto-{language}"),
+                        [(language, speech(name))],
+                        lang="auto",
+                        speed=TEST_SPEED,
+                    )
+                    for language, name in SAMPLES.items()
+                ),
+                stream_meeting(
+                    base_stack.meeting_url("declared-en"), [("de", german)], lang="en", speed=TEST_SPEED
+                ),
+            )
+        return dict(zip(SAMPLES, results[:-1], strict=True)), results[-1]
+
+    detected, contradicted = asyncio.run(run())
+
+    for language, name in SAMPLES.items():
+        result = detected[language]
+        assert result.closed_normally and not result.errors() and not result.of_type("warning")
+        finals = result.finals(language)
+        print(f"{name} as auto: {[(m['language'], m['text']) for m in finals]}")
+        assert finals and {m["language"] for m in finals} == {language}
+        assert all("language" in m for m in result.interims(language))
+        assert error_rate(reference(name), result.transcript(language), language) <= MAX_WER
+    (warning,) = contradicted.of_type("warning")
+    print(f"German under an 'en' header: {warning}")
+    assert (warning["code"], warning["participant_id"]) == ("language_mismatch", "de")
+    assert (warning["declared"], warning["detected"]) == ("en", "de") and warning["probability"] >= 0.9
+    assert contradicted.finals("de") and all("language" not in m for m in contradicted.finals("de"))

@@ -52,6 +52,21 @@ def test_an_unknown_query_parameter_is_refused_with_1008_naming_it(service: Serv
     (error,) = result.errors()
     assert error["code"] == 1008
     assert (
-        error["message"] == "unknown query parameter 'wrods': this server takes auth_token, words, keyterms"
+        error["message"]
+        == "unknown query parameter 'wrods': this server takes auth_token, words, keyterms, language"
     )
     assert not result.interims("jfk") and not result.finals("jfk")
+
+
+@pytest.mark.parametrize(("lang", "query"), [("auto", ""), ("en", "?language=auto")], ids=["header", "query"])
+def test_with_an_english_only_model_auto_is_english_and_every_message_says_so(
+    service: Service, speech: Any, reference: Any, lang: str, query: str
+) -> None:
+    result = service.stream(f"auto-{lang}", [("jfk", speech("jfk_ask_not"))], query=query, lang=lang)
+
+    assert result.closed_normally, (result.close_code, result.close_reason)
+    assert not result.errors() and not result.of_type("warning")
+    transcripts = result.interims("jfk") + result.finals("jfk")
+    assert transcripts and all(list(m) == [*TRANSCRIPT_FIELDS, "language"] for m in transcripts)
+    assert {m["language"] for m in transcripts} == {"en"}
+    assert error_rate(reference("jfk_ask_not"), result.transcript("jfk")) <= 0.10

@@ -175,3 +175,18 @@ def test_windows_with_forced_and_continued_prefixes_batched_together_hear_what_t
     together = transcriber.transcribe_batch(windows)
     assert [[w.text for w in t.words] for t in together] == [[w.text for w in words] for words in alone]
     assert all(words for words in alone)
+
+
+def test_an_english_only_model_hears_auto_as_english_and_detects_nothing_else(
+    transcriber: Transcriber, windows: list[Window]
+) -> None:
+    asking = [
+        Window(windows[0].pcm, "auto", windows[0].hints),
+        Window(windows[1].pcm, "en", windows[1].hints, detect_language=True),
+        windows[2],
+    ]
+
+    heard = transcriber.transcribe_batch(asking)
+
+    assert [(h.language, h.language_probability) for h in heard] == [("en", None), ("en", None), (None, None)]
+    assert [h.words for h in heard] == [h.words for h in transcriber.transcribe_batch(windows[:3])]

@@ -215,12 +215,24 @@ def test_live_view_draws_finals_as_they_arrive_and_prints_errors_apart() -> None
         view.show(message(interim("alice", "u1", "ask not")))
         view.show(message(final("alice", "u1", "Ask not.", at_s=1.0)))
         view.show(message({"type": "error", "code": 1008, "message": "too fast"}))
+        view.show(
+            message(
+                {
+                    "type": "warning",
+                    "code": "language_mismatch",
+                    "participant_id": "alice",
+                    "message": "not 'en'",
+                }
+            )
+        )
         view.print_transcripts([("alice", "Ask not.")])
 
     drawn = console.export_text()
     assert "ask not" in drawn and "Ask not." in drawn and "alice: Ask not." in drawn
-    assert "too fast" not in drawn
-    assert "server error 1008: too fast" in errors.export_text()
+    assert "too fast" not in drawn and "not 'en'" not in drawn
+    printed = errors.export_text()
+    assert "server error 1008: too fast" in printed
+    assert "server warning language_mismatch (alice): not 'en'" in printed
 
 
 def test_display_is_live_on_a_terminal_and_lines_otherwise() -> None:

@@ -66,6 +66,11 @@ def test_language_is_reduced_to_its_lowercase_iso_code(raw: str) -> None:
     assert parse_language(raw) == "en"
 
 
+@pytest.mark.parametrize("raw", ["auto", "AUTO", " auto "])
+def test_auto_asks_for_the_language_to_be_detected(raw: str) -> None:
+    assert parse_language(raw) == "auto"
+
+
 def test_header_language_is_normalised_too() -> None:
     assert parse_header(padded("carol|pt-BR", b" ")) == ("carol", "pt")
 

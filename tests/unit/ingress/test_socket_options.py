@@ -14,11 +14,13 @@ from ingress.protocol import (
     ProtocolError,
     SocketOptions,
     TimedWord,
+    encode_language_warning,
     encode_transcript,
     parse_socket_options,
     parse_text_message,
 )
 from ingress.session import timed_words
+from streaming.language import Contradiction
 from streaming.utterances import Transcript
 from streaming.words import Word
 
@@ -44,6 +46,7 @@ FIELDS: dict[str, object] = {
         ({"words": "0"}, SocketOptions()),
         ({"keyterms": "Kraków, Zabbix ,Kraków"}, SocketOptions(keyterms=("Kraków", "Zabbix"))),
         ({"keyterms": ""}, SocketOptions()),
+        ({"language": "auto"}, SocketOptions(detect_language=True)),
     ],
 )
 def test_the_query_string_names_the_extras(query: dict[str, str], options: SocketOptions) -> None:
@@ -53,13 +56,17 @@ def test_the_query_string_names_the_extras(query: dict[str, str], options: Socke
 @pytest.mark.parametrize(
     ("query", "complaint"),
     [
-        ({"word": "1"}, "unknown query parameter 'word': this server takes auth_token, words, keyterms"),
+        (
+            {"word": "1"},
+            "unknown query parameter 'word': this server takes auth_token, words, keyterms, language",
+        ),
         ({"keyterms": "Zabbix,,Hetzner"}, "?keyterms=: a keyterm is empty"),
         ({"keyterms": "x" * 51}, "?keyterms=: keyterm 'xxxxxxxxxxxxxxxxxxxx'... is over 50 characters"),
         ({"keyterms": ",".join(f"t{n}" for n in range(51))}, "?keyterms= holds 51 keyterms; at most 50"),
         ({"keyterms": ",".join(f"term number {n:03}" for n in range(40))}, "over 500 characters in all"),
         ({"keyterms": "Zab\nbix"}, "holds a comma or control characters"),
         ({"words": "yes"}, "?words= takes 1 or 0, not 'yes'"),
+        ({"language": "de"}, "?language= takes only 'auto', not 'de'"),
         ({"token": "secret", "lang": "fr"}, "unknown query parameter 'lang', 'token'"),
     ],
 )
@@ -138,3 +145,24 @@ def test_a_bad_config_message_is_refused_with_1007_naming_the_field(
 
     assert caught.value.close_code == status.WS_1007_INVALID_FRAME_PAYLOAD_DATA
     assert complaint in caught.value.message
+
+
+def test_a_detected_language_goes_after_the_seed_s_fields_and_the_words() -> None:
+    word = TimedWord("Ask", 0, 300, 0.9)
+    message = json.loads(encode_transcript(**FIELDS, words=[word], language="de"))  # type: ignore[arg-type]
+
+    assert list(message)[-2:] == ["words", "language"] and message["language"] == "de"
+
+
+def test_a_language_contradiction_is_a_warning_naming_both_languages() -> None:
+    warning = json.loads(encode_language_warning("alice", Contradiction("en", "pt", 0.97123)))
+
+    assert warning == {
+        "type": "warning",
+        "code": "language_mismatch",
+        "participant_id": "alice",
+        "message": Contradiction("en", "pt", 0.97123).message,
+        "declared": "en",
+        "detected": "pt",
+        "probability": 0.9712,
+    }

@@ -50,7 +50,14 @@ def test_a_request_carries_its_window_s_hints_flat_in_the_json_as_before() -> No
     )
     fields = json.loads(sent.model_dump_json())
 
-    assert set(fields) == {"request_id", "audio", "reply_to", "language", *DecoderHints.model_fields}
+    assert set(fields) == {
+        "request_id",
+        "audio",
+        "reply_to",
+        "language",
+        "detect_language",
+        *DecoderHints.model_fields,
+    }
     assert fields["prefix_tail_s"] == 0.4 and fields["prompt"] == "Hi."
     assert DecoderHints.model_validate(sent.model_dump(include=set(DecoderHints.model_fields))) == hints
 
