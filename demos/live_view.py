@@ -34,16 +34,11 @@ def format_offset(seconds: float) -> str:
     return f"{minutes:02d}:{tenths / 10:04.1f}"
 
 
-def format_error(payload: dict[str, Any]) -> str:
+def format_notice(payload: dict[str, Any]) -> str:
+    """An error or warning message as one line: `server error 1008 (alice): ...`."""
     participant = payload.get("participant_id")
     where = f" ({participant})" if participant else ""
-    return f"server error {payload.get('code')}{where}: {payload.get('message')}"
-
-
-def format_warning(payload: dict[str, Any]) -> str:
-    participant = payload.get("participant_id")
-    where = f" ({participant})" if participant else ""
-    return f"server warning {payload.get('code')}{where}: {payload.get('message')}"
+    return f"server {payload.get('type')} {payload.get('code')}{where}: {payload.get('message')}"
 
 
 def confidence_style(confidence: float) -> str:
@@ -160,9 +155,9 @@ class LiveView:
         if payload is None:
             self._err_console.print(f"unexpected message from server: {message.raw[:200]}", markup=False)
         elif message.type == "error":
-            self._err_console.print(Text(format_error(payload), style="red"))
+            self._err_console.print(Text(format_notice(payload), style="red"))
         elif message.type == "warning":
-            self._err_console.print(Text(format_warning(payload), style="yellow"))
+            self._err_console.print(Text(format_notice(payload), style="yellow"))
         else:
             self._board.apply(payload)
             self._live.update(self._render(), refresh=True)

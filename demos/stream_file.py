@@ -41,7 +41,7 @@ from demos.client import (
     stream_meeting,
     with_query,
 )
-from demos.live_view import LiveView, MeetingBoard, format_error, format_offset, format_warning
+from demos.live_view import LiveView, MeetingBoard, format_notice, format_offset
 
 DEFAULT_URL = "ws://127.0.0.1:8000"
 DEFAULT_PROG = "python -m demos.stream_file"
@@ -330,10 +330,8 @@ class ConsolePrinter:
             print(message.raw, file=self._out, flush=True)
         if payload is None:
             self._print_err(f"unexpected message from server: {message.raw[:200]}")
-        elif message.type == "error":
-            self._print_err(format_error(payload))
-        elif message.type == "warning":
-            self._print_err(format_warning(payload))
+        elif message.type in ("error", "warning"):
+            self._print_err(format_notice(payload))
         elif self._as_json:
             return
         elif message.type == "interim":

@@ -147,3 +147,28 @@ def test_a_socket_that_cannot_look_for_a_stream_to_resume_starts_afresh(
 
     assert asyncio.run(run()) == 0
     assert "cannot look for a stream to resume" in caplog.text
+
+
+def test_a_kept_stream_that_does_not_hold_together_starts_afresh(
+    vad: SileroVad, caplog: pytest.LogCaptureFixture
+) -> None:
+    class TornStore(BrokenStore):
+        def __init__(self, record: ParticipantRecord) -> None:
+            super().__init__()
+            self.record = record
+
+        async def claim(self, meeting_id: str) -> list[ParticipantRecord]:
+            return [self.record]
+
+    async def run() -> int:
+        first = Participant(context(Socket(open_=True), vad), "jfk", "en", lambda: ())
+        await first.add_audio(AudioMessage("jfk", "en", bytes(32_000)))
+        await stopped(first)
+        kept = first.record()
+        torn = kept.model_copy(update={"policy": kept.policy.model_copy(update={"heard": (1,) * 3})})
+        meeting = MeetingSession(context(Socket(open_=True), vad, TornStore(torn)))
+        await meeting.resume()
+        return meeting.participant_count
+
+    assert asyncio.run(run()) == 0
+    assert "cannot resume, starting afresh" in caplog.text
