@@ -2,10 +2,11 @@
 
 The window's audio goes into Redis once per stretch of the stream, not once per window that
 hears it (`audio_ledger.py`: the task names pieces of stored keys), in the same round trip as a
-mark that this ingress awaits the window (`names.window_key`).
+mark that this ingress awaits the window (`names.window_key`) and the window's Celery task message
+(`task_messages.py`).
 Workers append results to this ingress process's reply stream; one reader task per process
 routes each result to the participant awaiting it. Nothing here blocks the event loop: Redis is
-`redis.asyncio`, and Celery's blocking publish runs in a thread.
+`redis.asyncio`, and Celery's blocking client is never used to publish.
 
 One watcher task per process looks at every window in flight (every `WATCH_EVERY_S`, in one
 round trip for all of them, not one poll loop per window): a worker claims each window it starts
@@ -28,7 +29,6 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from celery import Celery
-from kombu.exceptions import OperationalError as BrokerError
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -37,6 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from ingress.audio_ledger import AudioPlan
 from ingress.load import LoadGauge
 from ingress.metrics import Metrics
+from ingress.task_messages import build_task_message
 from service import names
 from service.audio import BYTES_PER_SECOND
 from service.contracts import DecoderHints, ErrorCode, WindowRequest, WindowResult
@@ -52,8 +53,10 @@ MAX_RECONNECT_DELAY_S = 2.0
 WATCH_EVERY_S = 2.0
 """How often the windows in flight are checked (each once it has waited this long): its audio
 still in Redis, its worker still alive."""
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError, BrokerError)
-"""Redis (or the Celery publish to it) did not answer, retries included (`connect_redis`)."""
+FORGET_EVERY_S = 0.05
+"""How late a key nobody needs any more is deleted at most (`Dispatcher.forget`)."""
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+"""Redis did not answer, retries included (`connect_redis`)."""
 
 
 def connect_redis(url: str, max_connections: int, pool_timeout_s: float) -> aioredis.Redis:
@@ -113,7 +116,8 @@ class Dispatcher:
         self._pending: dict[str, _InFlight] = {}
         self._reader: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._cleanups: set[asyncio.Task[None]] = set()
+        self._forgotten: list[str] = []
+        self._forgetter: asyncio.Task[None] | None = None
         self.load = load or LoadGauge(limit_s=0.0)
         """Round trips of this process's windows: whether the worker pool keeps up."""
 
@@ -128,7 +132,8 @@ class Dispatcher:
         await asyncio.gather(*tasks, return_exceptions=True)
         for window in self._pending.values():
             window.future.cancel()
-        await asyncio.gather(*self._cleanups, return_exceptions=True)
+        if self._forgetter is not None:
+            await asyncio.gather(self._forgetter, return_exceptions=True)
         try:
             await self._redis.delete(self.reply_stream)
         except (RedisConnectionError, RedisTimeoutError):
@@ -166,8 +171,7 @@ class Dispatcher:
         self.load.sent(request_id, started)
         try:
             async with asyncio.timeout(timeout_s):
-                await self._store(request, audio)
-                await asyncio.to_thread(self._send_task, request, final)
+                await self._store(request, audio, final)
                 window.sent_s = time.monotonic()
                 result = await window.future
                 self.load.answered(request_id, time.monotonic())
@@ -189,10 +193,11 @@ class Dispatcher:
         self._metrics.model_compute.observe(result.compute_s)
         return result
 
-    async def _store(self, request: WindowRequest, audio: AudioPlan) -> None:
+    async def _store(self, request: WindowRequest, audio: AudioPlan, final: bool) -> None:
         """One round trip: the audio the window is first to need, the time to live of what it
-        shares with earlier windows, the stretches no window needs any more, and the mark that
-        this ingress awaits the window."""
+        shares with earlier windows, the stretches no window needs any more, the mark that this
+        ingress awaits the window, and last its task, which a worker may take at once."""
+        task = build_task_message(self._celery, request, final)
         async with self._redis.pipeline(transaction=False) as pipe:
             if audio.forgotten:
                 pipe.delete(*audio.forgotten)
@@ -201,17 +206,10 @@ class Dispatcher:
             for key in audio.renewed:
                 pipe.expire(key, names.AUDIO_TTL_S)
             pipe.set(names.window_key(request.request_id), 1, ex=names.AUDIO_TTL_S)
+            pipe.lpush(task.queue_list, task.raw)
             await pipe.execute()
         self._metrics.audio_stored_seconds.inc(sum(len(pcm) for _, pcm in audio.uploads) / BYTES_PER_SECOND)
         self._metrics.window_audio_seconds.inc(audio.bytes / BYTES_PER_SECOND)
-
-    def _send_task(self, request: WindowRequest, final: bool) -> None:
-        self._celery.send_task(
-            names.TRANSCRIBE_TASK,
-            args=[request.model_dump()],
-            queue=names.TRANSCRIBE_QUEUE,
-            priority=names.FINAL_PRIORITY if final else names.INTERIM_PRIORITY,
-        )
 
     async def _watch(self) -> None:
         while True:
@@ -262,27 +260,30 @@ class Dispatcher:
                 )
                 orphans.append(window)
         if orphans:
-            await self._redis.delete(*(names.claim_key(w.request.request_id) for w in orphans))
-            await asyncio.to_thread(self._send_tasks, orphans)
-
-    def _send_tasks(self, windows: list[_InFlight]) -> None:
-        for window in windows:
-            self._send_task(window.request, window.final)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.delete(*(names.claim_key(w.request.request_id) for w in orphans))
+                for window in orphans:
+                    task = build_task_message(self._celery, window.request, window.final)
+                    pipe.lpush(task.queue_list, task.raw)
+                await pipe.execute()
 
     def forget(self, keys: list[str]) -> None:
-        """Delete keys in the background: nobody waits for it, and they expire anyway."""
+        """Delete keys in the background: nobody waits for it, and they expire anyway. Keys
+        forgotten within `FORGET_EVERY_S` of each other go in one command (a round trip costs the
+        ingress more CPU than anything else a window needs but the VAD)."""
         if not keys:
             return
+        self._forgotten.extend(keys)
+        if self._forgetter is None:
+            self._forgetter = asyncio.create_task(self._forget_soon(), name="key-forgetter")
 
-        async def forget() -> None:
-            try:
-                await self._redis.delete(*keys)
-            except (RedisConnectionError, RedisTimeoutError):
-                logger.debug("could not delete %d key(s); they expire by themselves", len(keys))
-
-        task = asyncio.create_task(forget())
-        self._cleanups.add(task)
-        task.add_done_callback(self._cleanups.discard)
+    async def _forget_soon(self) -> None:
+        await asyncio.sleep(FORGET_EVERY_S)
+        keys, self._forgotten, self._forgetter = self._forgotten, [], None
+        try:
+            await self._redis.delete(*keys)
+        except (RedisConnectionError, RedisTimeoutError):
+            logger.debug("could not delete %d key(s); they expire by themselves", len(keys))
 
     async def _read_replies(self) -> None:
         last_id = "0-0"

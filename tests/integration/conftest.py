@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 
-from commands.launcher import LocalStack, free_port
+from commands.launcher import EmbeddedRedis, LocalStack, free_port
 from demos.client import MeetingResult, stream_meeting
 from service.pcm_files import read_pcm
 from service.settings import Settings
+from tasks.celery_app import create_celery_app
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 STREAM_TIMEOUT_S = 300
@@ -85,3 +87,21 @@ def reference(corpus_dir: Path) -> Any:
         return (corpus_dir / f"{name}.txt").read_text(encoding="utf-8").strip()
 
     return read
+
+
+@pytest.fixture
+def broker() -> Iterator[EmbeddedRedis]:
+    """A Redis of the test's own, with nothing in it."""
+    server = EmbeddedRedis()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def app(broker: EmbeddedRedis) -> Iterator[Celery]:
+    """The service's Celery app on the test's own Redis."""
+    celery = create_celery_app(Settings(redis_url=broker.url))
+    yield celery
+    celery.close()

@@ -6,7 +6,6 @@ left for Celery, unreadable ones dropped, a broker that fails costs only the wai
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,27 +16,9 @@ from kombu import Connection
 from commands.launcher import EmbeddedRedis
 from service import names
 from service.contracts import AudioPiece, WindowRequest
-from service.settings import Settings
-from tasks.celery_app import create_celery_app
 from tasks.inbox import Inbox
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def broker() -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def app(broker: EmbeddedRedis) -> Iterator[Celery]:
-    celery = create_celery_app(Settings(redis_url=broker.url))
-    yield celery
-    celery.close()
 
 
 def queue_window(app: Celery, priority: int) -> str:
