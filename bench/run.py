@@ -2,10 +2,15 @@
 accuracy, latency and compute against the same model transcribing each whole file offline.
 
     python -m bench.run [--quick] [--items a,b] [--language en] [--speed 1.0] [--corpus DIR]
+                        [--protocol seed,openai]
                         [--url ws://host:port [--redis-url redis://...] [--token JWT]] [--out DIR]
 
 Without --url it starts the service itself (embedded Redis, a worker, the ingress, on free ports).
-Results land in bench/results/<timestamp>/: results.json, results.md, latency.png, logs/.
+`--protocol`: the seed protocol (the default: one socket a meeting, 1.024 s chunks), the OpenAI
+Realtime API's transcription sessions (`openai`: one socket a track, 100 ms appends at 24 kHz,
+through the official SDK), or both one after the other against the same service.
+Results land in bench/results/<timestamp>/: results.json, results.md, latency.png, logs/ (with
+both protocols, one folder of results each: seed/, openai/).
 """
 
 from __future__ import annotations
@@ -32,8 +37,10 @@ from bench.measures import ParticipantRun, StreamCompute, check_targets, combine
 from bench.metrics import FINAL, INTERIM, Message, TimedWord
 from bench.report import ItemReport, Report, write_all
 from commands.launcher import LocalStack, free_port
-from demos.client import DEFAULT_CHUNK_SAMPLES, MeetingResult, meeting_url, stream_meeting
+from demos.client import DEFAULT_CHUNK_SAMPLES, MeetingResult, ReceivedMessage, meeting_url, stream_meeting
+from demos.realtime_client import COMPLETED, DELTA, PIECE_S, RealtimeResult, stream_realtime
 from service import names
+from service.audio import SAMPLE_RATE
 from service.logs import configure_logging
 from service.pcm_files import read_pcm
 from service.settings import Settings
@@ -48,6 +55,9 @@ QUICK_ITEMS = ("jfk_ask_not", "silence_20s")
 """--quick: about 45 s on two cores, in real time so its latencies compare with the targets."""
 STREAM_MARGIN_S = 120.0
 """Beyond the audio's own duration: the end-of-meeting flush and a slow worker's backlog."""
+PROTOCOLS = ("seed", "openai")
+CHUNK_SAMPLES = {"seed": DEFAULT_CHUNK_SAMPLES, "openai": round(PIECE_S * SAMPLE_RATE)}
+"""Audio per message of each protocol's client, at 16 kHz (what the latency measures count in)."""
 SETTLE_POLL_S = 0.5
 SETTLE_TIMEOUT_S = 10.0
 
@@ -87,6 +97,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--speed", type=float, default=1.0, help="pacing factor (default 1.0: real time)")
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK_ITEMS)}")
+    parser.add_argument(
+        "--protocol",
+        type=_protocols,
+        default=["seed"],
+        help="seed, openai (the Realtime API's transcription sessions) or seed,openai (default seed)",
+    )
     parser.add_argument("--url", help="a running service (ws://host:port) instead of starting one")
     parser.add_argument("--redis-url", help="that service's Redis, to read the workers' compute counters")
     parser.add_argument("--token", help="JWT for a service that requires one")
@@ -106,6 +122,16 @@ def _csv(value: str) -> list[str]:
 
 
 Number = TypeVar("Number", int, float)
+
+
+def _protocols(value: str) -> list[str]:
+    protocols = _csv(value)
+    unknown = [name for name in protocols if name not in PROTOCOLS]
+    if unknown or not protocols:
+        raise argparse.ArgumentTypeError(
+            f"expected {' or '.join(PROTOCOLS)} (comma-separated), got {value!r}"
+        )
+    return list(dict.fromkeys(protocols))
 
 
 def positive_counts(value: str) -> list[int]:
@@ -137,20 +163,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     offline = transcribe_offline(items, args.language[0], settings)
     with running_service(args, folder / "logs") as endpoint:
-        reports = [run_item(item, endpoint, args.speed, args.language[0], offline) for item in items]
-    total = combine("total", [entry.item for entry in reports])
-    config = {
-        "started": started.isoformat(timespec="seconds"),
-        "model": settings.whisper_model_name,
-        "speed": args.speed,
-        "chunk_samples": DEFAULT_CHUNK_SAMPLES,
-        "url": args.url or "local stack",
-        "cpu_count": os.cpu_count(),
-        "corpus": str(args.corpus),
-        "items": [item.name for item in items],
-    }
-    report = Report(config, reports, total, check_targets([entry.item for entry in reports]))
-    print(write_all(report, folder))
+        runs = {
+            protocol: [
+                run_item(item, endpoint, args.speed, args.language[0], offline, protocol) for item in items
+            ]
+            for protocol in args.protocol
+        }
+    for protocol, reports in runs.items():
+        total = combine("total", [entry.item for entry in reports])
+        config = {
+            "started": started.isoformat(timespec="seconds"),
+            "model": settings.whisper_model_name,
+            "protocol": protocol,
+            "speed": args.speed,
+            "chunk_samples": CHUNK_SAMPLES[protocol],
+            "url": args.url or "local stack",
+            "cpu_count": os.cpu_count(),
+            "corpus": str(args.corpus),
+            "items": [item.name for item in items],
+        }
+        report = Report(config, reports, total, check_targets([entry.item for entry in reports]))
+        print(f"## protocol: {protocol}\n")
+        print(write_all(report, folder / protocol if len(runs) > 1 else folder))
     logger.info("results in %s", folder)
     return 0
 
@@ -230,9 +264,11 @@ def run_item(
     speed: float,
     default_language: str,
     offline: dict[OfflineKey, OfflineTranscript],
+    protocol: str = "seed",
 ) -> ItemReport:
     language = language_of(item, default_language)
-    result, compute = stream_item(item, endpoint, speed, language)
+    stream = stream_item_realtime if protocol == "openai" else stream_item
+    result, compute = stream(item, endpoint, speed, language)
     runs = [
         ParticipantRun(
             participant=track.participant,
@@ -249,7 +285,7 @@ def run_item(
         runs,
         language=language,
         duration_s=item.duration_s,
-        chunk_samples=DEFAULT_CHUNK_SAMPLES,
+        chunk_samples=CHUNK_SAMPLES[protocol],
         stream_compute=compute,
     )
     return ItemReport(
@@ -280,6 +316,63 @@ def stream_item(
             counters.close()
     logger.info("%s: %d messages, close code %s", item.name, len(result.messages), result.close_code)
     return result, compute
+
+
+def stream_item_realtime(
+    item: CorpusItem, endpoint: Endpoint, speed: float, language: str
+) -> tuple[MeetingResult, StreamCompute | None]:
+    """Each track through its own Realtime session, all at once, as one meeting's result (an
+    interim per delta, with the item's text so far; a final per completed item)."""
+    tracks = [(track.participant, read_pcm(track.audio)) for track in item.tracks]
+    logger.info("streaming %s over the Realtime API: %d session(s) at %gx", item.name, len(tracks), speed)
+    counters = redis.Redis.from_url(endpoint.redis_url) if endpoint.redis_url else None
+
+    async def sessions() -> list[RealtimeResult]:
+        async with asyncio.timeout(item.duration_s / speed + STREAM_MARGIN_S):
+            return await asyncio.gather(
+                *(
+                    stream_realtime(endpoint.url, pcm, speed, language, token=endpoint.token or "no-key")
+                    for _, pcm in tracks
+                )
+            )
+
+    try:
+        before = read_counters(counters) if counters else None
+        results = asyncio.run(sessions())
+        compute = settled_counters(counters) - before if counters and before else None
+    finally:
+        if counters is not None:
+            counters.close()
+    return as_meeting(endpoint.url, [participant for participant, _ in tracks], results), compute
+
+
+def as_meeting(url: str, participants: list[str], results: list[RealtimeResult]) -> MeetingResult:
+    meeting = MeetingResult(
+        url, min(result.started_at for result in results), time.time(), close_code=1000, end_sent_at=None
+    )
+    for participant, result in zip(participants, results, strict=True):
+        meeting.sent_at[participant] = result.sent_at
+        said: dict[str, str] = {}
+        for event in result.events:
+            payload = event.payload
+            item_id = str(payload.get("item_id", ""))
+            if event.type == DELTA:
+                said[item_id] = said.get(item_id, "") + str(payload.get("delta", ""))
+                shown = {"type": INTERIM, "id": item_id, "participant_id": participant, "text": said[item_id]}
+            elif event.type == COMPLETED:
+                shown = {
+                    "type": FINAL,
+                    "id": item_id,
+                    "participant_id": participant,
+                    "text": payload["transcript"],
+                }
+            elif event.type == "error":
+                shown = {"type": "error", "participant_id": participant, **payload["error"]}
+            else:
+                continue
+            meeting.messages.append(ReceivedMessage(event.arrived_at, "", shown))
+    meeting.messages.sort(key=lambda message: message.arrived_at)
+    return meeting
 
 
 async def _stream(

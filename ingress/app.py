@@ -14,6 +14,7 @@ from ingress.dispatch import Dispatcher, connect_redis
 from ingress.keys import KeyStore
 from ingress.load import LoadGauge
 from ingress.metrics import Metrics
+from ingress.realtime.route import router as realtime_router
 from ingress.resume import ResumeStore
 from ingress.routes import router
 from ingress.services import Services
@@ -64,5 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Streaming Whisper", lifespan=lifespan)
     app.include_router(router)
+    app.include_router(realtime_router)
     mount_demo(app)
     return app

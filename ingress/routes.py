@@ -6,6 +6,7 @@ import asyncio
 import enum
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, WebSocket
@@ -110,36 +111,16 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
     services: Services = websocket.app.state.services
     await websocket.accept()
     outbox = Outbox(websocket, meeting_id, services.metrics)
-    if services.stopping.is_set():
-        await _refuse(websocket, outbox, status.WS_1001_GOING_AWAY, SHUTTING_DOWN)
-        return
-    try:
-        await check_access(
-            services.settings, services.keys, meeting_id, websocket.headers, websocket.query_params
-        )
-    except AccessRefused as refusal:
-        logger.warning("meeting %s: connection refused: %s", meeting_id, refusal.reason)
-        await _refuse(websocket, outbox, refusal.close_code, refusal.reason)
+    refusal = await admission_refusal(services, websocket, meeting_id)
+    if refusal is not None:
+        await refuse(websocket, outbox, *refusal)
         return
     try:
         options = parse_socket_options(websocket.query_params)
     except ProtocolError as error:
         logger.warning("meeting %s: connection refused: %s", meeting_id, error.message)
-        await _refuse(websocket, outbox, error.close_code, error.message)
+        await refuse(websocket, outbox, error.close_code, error.message)
         return
-    if services.open_connections >= services.settings.whisper_max_connections:
-        reason = "server is at its connection limit (WHISPER_MAX_CONNECTIONS); try again later"
-        await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
-        return
-    now = time.monotonic()
-    if services.dispatcher.load.saturated(now):
-        load = services.dispatcher.load.describe(now)
-        reason = f"the transcription workers are saturated ({load}); try again later"
-        logger.warning("meeting %s: connection refused: %s", meeting_id, reason)
-        await _refuse(websocket, outbox, status.WS_1013_TRY_AGAIN_LATER, reason)
-        return
-    services.open_connections += 1
-    services.metrics.open_websockets.inc()
     session = MeetingSession(
         SessionContext(
             meeting_id,
@@ -153,13 +134,31 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
             services.resume,
         )
     )
-    logger.info("meeting %s: connected", meeting_id)
-    try:
+
+    async def serve() -> None:
         await session.resume()
         await _serve(websocket, session, outbox, meeting_id, services)
+
+    await hold_socket(websocket, outbox, services, session, f"meeting {meeting_id}", serve())
+
+
+async def hold_socket(
+    websocket: WebSocket,
+    outbox: Outbox,
+    services: Services,
+    session: MeetingSession,
+    label: str,
+    serve: Coroutine[Any, Any, None],
+) -> None:
+    """An admitted socket's life, whichever protocol it speaks: counted while open, its one
+    catch-all (log with its id, tell the client, close 1011), its session closed however it ends."""
+    services.open_connections += 1
+    services.metrics.open_websockets.inc()
+    logger.info("%s: connected", label)
+    try:
+        await serve
     except Exception:
-        # The one catch-all of the socket: log with the meeting id, tell the client, close 1011.
-        logger.exception("meeting %s: failed", meeting_id)
+        logger.exception("%s: failed", label)
         if websocket.client_state is WebSocketState.CONNECTED:
             await outbox.send_error(status.WS_1011_INTERNAL_ERROR, "internal error; see server logs")
             await websocket.close(status.WS_1011_INTERNAL_ERROR, "internal error")
@@ -167,10 +166,37 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         services.open_connections -= 1
         services.metrics.open_websockets.dec()
         await session.close()
-        logger.info("meeting %s: closed", meeting_id)
+        logger.info("%s: closed", label)
 
 
-async def _refuse(websocket: WebSocket, outbox: Outbox, code: int, reason: str) -> None:
+async def admission_refusal(
+    services: Services, websocket: WebSocket, meeting_id: str
+) -> tuple[int, str] | None:
+    """Why this socket may not open now (close code, reason), whichever protocol it speaks: the
+    server is stopping, the token is refused, the connection limit is reached or the workers are
+    saturated. None: it may."""
+    if services.stopping.is_set():
+        return status.WS_1001_GOING_AWAY, SHUTTING_DOWN
+    try:
+        await check_access(
+            services.settings, services.keys, meeting_id, websocket.headers, websocket.query_params
+        )
+    except AccessRefused as refusal:
+        logger.warning("meeting %s: connection refused: %s", meeting_id, refusal.reason)
+        return refusal.close_code, refusal.reason
+    if services.open_connections >= services.settings.whisper_max_connections:
+        reason = "server is at its connection limit (WHISPER_MAX_CONNECTIONS); try again later"
+        return status.WS_1013_TRY_AGAIN_LATER, reason
+    now = time.monotonic()
+    if services.dispatcher.load.saturated(now):
+        load = services.dispatcher.load.describe(now)
+        reason = f"the transcription workers are saturated ({load}); try again later"
+        logger.warning("meeting %s: connection refused: %s", meeting_id, reason)
+        return status.WS_1013_TRY_AGAIN_LATER, reason
+    return None
+
+
+async def refuse(websocket: WebSocket, outbox: Outbox, code: int, reason: str) -> None:
     """The whole reason as an error message, then a close carrying as much of it as fits."""
     await outbox.send_error(code, reason)
     if outbox.open:
@@ -184,7 +210,7 @@ async def _serve(
     stopping = asyncio.ensure_future(services.stopping.wait())
     try:
         while True:
-            frame = await _next_frame(websocket, stopping, settings.ws_idle_timeout_s)
+            frame = await next_frame(websocket, stopping, settings.ws_idle_timeout_s)
             if frame is NoFrame.IDLE:
                 logger.info(
                     "meeting %s: idle for %.0f s, flushing %d",
@@ -193,11 +219,11 @@ async def _serve(
                     session.participant_count,
                 )
                 reason = f"no message for {settings.ws_idle_timeout_s:g} s (WS_IDLE_TIMEOUT_S); closing"
-                await _go_away(websocket, session, outbox, reason, END_OF_MEETING_TIMEOUT_S)
+                await go_away(websocket, session, outbox, reason, END_OF_MEETING_TIMEOUT_S)
                 return
             if frame is NoFrame.STOPPING:
                 logger.info("meeting %s: shutting down, flushing %d", meeting_id, session.participant_count)
-                await _go_away(websocket, session, outbox, SHUTTING_DOWN, settings.shutdown_flush_timeout_s)
+                await go_away(websocket, session, outbox, SHUTTING_DOWN, settings.shutdown_flush_timeout_s)
                 return
             if not await _handle(websocket, session, outbox, meeting_id, frame):
                 return
@@ -205,7 +231,7 @@ async def _serve(
         stopping.cancel()
 
 
-async def _next_frame(
+async def next_frame(
     websocket: WebSocket, stopping: asyncio.Future[Any], idle_timeout_s: float
 ) -> Message | NoFrame:
     """The client's next frame, unless the server starts shutting down or `idle_timeout_s` passes first."""
@@ -254,7 +280,7 @@ async def _handle(
     return True
 
 
-async def _go_away(
+async def go_away(
     websocket: WebSocket, session: MeetingSession, outbox: Outbox, reason: str, flush_timeout_s: float
 ) -> None:
     """Pending speech goes out as finals (as at the end marker), then the client hears why, and the

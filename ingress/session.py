@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from redis.exceptions import RedisError
 from starlette import status
@@ -35,7 +36,7 @@ from service.languages import AUTO
 from service.settings import Settings
 from streaming.config import PolicyConfig
 from streaming.driver import WindowFailed, drive
-from streaming.language import SpokenLanguage
+from streaming.language import Contradiction, SpokenLanguage
 from streaming.participant import ParticipantPolicy
 from streaming.utterances import Transcript
 from streaming.window import WindowPlan
@@ -64,6 +65,42 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class TranscriptEncoder(Protocol):
+    """How a socket's protocol writes what its participants say: the seed's messages
+    (`SeedEncoder`), or the OpenAI Realtime API's events (`ingress/realtime/`)."""
+
+    def transcript(self, participant_id: str, transcript: Transcript, language: str | None) -> list[str]:
+        """The text frames of one interim or final (`language`: the one heard, for `auto`)."""
+        ...
+
+    def language_warning(self, participant_id: str, contradiction: Contradiction) -> str: ...
+
+
+class SeedEncoder:
+    """The seed protocol's transcript messages, with the extras the socket asked for."""
+
+    def __init__(self, options: SocketOptions) -> None:
+        self._words = options.words
+
+    def transcript(self, participant_id: str, transcript: Transcript, language: str | None) -> list[str]:
+        return [
+            encode_transcript(
+                utterance_id=transcript.utterance_id,
+                participant_id=participant_id,
+                ts_ms=transcript.ts_ms,
+                text=transcript.text,
+                kind=transcript.kind,
+                variance=transcript.probability,
+                pcm=transcript.pcm,
+                words=timed_words(transcript) if self._words else None,
+                language=language,
+            )
+        ]
+
+    def language_warning(self, participant_id: str, contradiction: Contradiction) -> str:
+        return encode_language_warning(participant_id, contradiction)
+
+
 @dataclass(frozen=True)
 class SessionContext:
     meeting_id: str
@@ -76,6 +113,11 @@ class SessionContext:
     options: SocketOptions
     resume: ResumeStore | None
     """Where a dropped socket's participants wait for a reconnect; None when RESUME_TTL_S is 0."""
+    encoder: TranscriptEncoder | None = None
+    """None: the seed protocol's messages."""
+
+    def transcript_encoder(self) -> TranscriptEncoder:
+        return self.encoder or SeedEncoder(self.options)
 
     async def complain_softly(self, participant_id: str, warning: str) -> None:
         """A warning message to the client (nothing refused), and the log."""
@@ -102,6 +144,7 @@ class Participant:
         self._spoken = SpokenLanguage(AUTO if context.options.detect_language else language)
         self.refused_language: str | None = None
         self._context = context
+        self._encoder = context.transcript_encoder()
         self._keyterms = keyterms
         """The socket's keyterms as they are when a window is sent (a config message may set them)."""
         self._policy = ParticipantPolicy(PolicyConfig.from_settings(context.settings))
@@ -242,7 +285,9 @@ class Participant:
         new_audio_s = (plan.end - plan.start) / SAMPLE_RATE
         contradiction = spoken.heard(result.language, result.language_probability, new_audio_s, plan.final)
         if contradiction is not None:
-            await self._context.complain_softly(self.id, encode_language_warning(self.id, contradiction))
+            await self._context.complain_softly(
+                self.id, self._encoder.language_warning(self.id, contradiction)
+            )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "meeting %s participant %s: %s window %.2f-%.2f s (context %.2f s, prefix %r): %r",
@@ -264,20 +309,9 @@ class Participant:
 
     async def emit(self, transcript: Transcript) -> None:
         self._context.metrics.transcripts_sent.labels(type=transcript.kind).inc()
-        await self._send(
-            encode_transcript(
-                utterance_id=transcript.utterance_id,
-                participant_id=self.id,
-                ts_ms=transcript.ts_ms,
-                text=transcript.text,
-                kind=transcript.kind,
-                variance=transcript.probability,
-                pcm=transcript.pcm,
-                words=timed_words(transcript) if self._context.options.words else None,
-                language=(self._spoken.current or AUTO) if self._spoken.auto else None,
-            ),
-            final=transcript.kind == "final",
-        )
+        language = (self._spoken.current or AUTO) if self._spoken.auto else None
+        for text in self._encoder.transcript(self.id, transcript, language):
+            await self._send(text, final=transcript.kind == "final")
 
     async def _send(self, text: str, final: bool) -> None:
         # A final the gone socket could not take waits for the socket that resumes the stream;
@@ -369,6 +403,30 @@ class MeetingSession:
             "(WHISPER_MAX_PARTICIPANTS_PER_MEETING); this participant's audio is ignored"
         )
         await self._context.complain(status.WS_1008_POLICY_VIOLATION, reason, participant_id)
+
+    async def finish_participant(self, participant_id: str, timeout_s: float) -> bool:
+        """End one participant's stream: its pending speech goes out as finals, then it is gone (its
+        next audio starts a new stream). False when it had no stream."""
+        participant = self._participants.pop(participant_id, None)
+        if participant is None:
+            return False
+        self._context.metrics.participants.dec()
+        participant.end()
+        try:
+            await asyncio.wait_for(participant.task, timeout_s)
+        except TimeoutError:
+            reason = f"speech not yet transcribed after {timeout_s:g} s is lost"
+            await self._context.complain(status.WS_1011_INTERNAL_ERROR, reason, participant_id)
+        return True
+
+    async def drop_participant(self, participant_id: str) -> None:
+        """Forget one participant's stream, its audio not yet transcribed unheard."""
+        participant = self._participants.pop(participant_id, None)
+        if participant is None:
+            return
+        self._context.metrics.participants.dec()
+        participant.task.cancel()
+        await asyncio.gather(participant.task, return_exceptions=True)
 
     async def finish(self, timeout_s: float) -> None:
         """End of meeting: every participant's pending speech goes out as finals, then we return."""

@@ -5,8 +5,10 @@ is read; no token ever reaches the ingress log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import http.server
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,10 +19,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from bench.scoring import error_rate
 from commands.launcher import free_port
 from demos.client import MeetingResult, stream_meeting
+from demos.realtime_client import RealtimeResult, stream_realtime
 from ingress.keys import key_file_name
 from tests.integration.conftest import ARTIFACTS, STREAM_TIMEOUT_S, TEST_SPEED, Service
 
@@ -144,6 +149,55 @@ def test_bad_tokens_are_refused_with_a_reason_and_no_transcript(
     result = service.stream("auth-refused", [("jfk", speech("jfk_ask_not"))], base=locked.base, token=token)
 
     assert_refused(result, reason)
+
+
+def test_the_realtime_route_takes_the_sdks_bearer_key_as_the_token(
+    service: Service, locked: LockedIngress, speech: Any, reference: Any
+) -> None:
+    """The openai SDK sends its API key as `Authorization: Bearer`: a JWT there opens a session
+    whose id (`?session_id=`) the token's room claim names."""
+    token = locked.token(room="auth-realtime")
+
+    async def bounded() -> RealtimeResult:
+        async with asyncio.timeout(STREAM_TIMEOUT_S):
+            pcm = speech("jfk_ask_not")
+            return await stream_realtime(
+                locked.base, pcm, speed=TEST_SPEED, token=token, session_id="auth-realtime"
+            )
+
+    result = asyncio.run(bounded())
+
+    assert not result.errors()
+    assert error_rate(reference("jfk_ask_not"), result.transcript()) <= 0.10
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("", "missing token"),
+        ("&session_id=elsewhere&auth_token=ROOM", "token is not valid for meeting elsewhere"),
+    ],
+)
+def test_the_realtime_route_refuses_bad_tokens_with_an_error_event(
+    locked: LockedIngress, query: str, reason: str
+) -> None:
+    url = locked.base.replace("http://", "ws://") + "/v1/realtime?intent=transcription"
+    url += query.replace("ROOM", locked.token(room="auth-realtime"))
+
+    async def refused() -> tuple[list[dict[str, Any]], int | None]:
+        events = []
+        async with connect(url) as socket:
+            with contextlib.suppress(ConnectionClosed):
+                while True:
+                    events.append(json.loads(await socket.recv()))
+            return events, socket.close_code
+
+    events, close_code = asyncio.run(refused())
+
+    assert close_code == 1008
+    assert [event["type"] for event in events] == ["error"]
+    assert events[0]["error"]["message"].startswith(reason)
+    assert events[0]["error"]["code"] == "policy_violation"
 
 
 def test_no_token_reaches_the_ingress_log(service: Service, locked: LockedIngress, speech: Any) -> None:

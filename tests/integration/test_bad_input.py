@@ -30,6 +30,7 @@ from demos.client import (
     send_schedule,
     stream_meeting,
 )
+from demos.realtime_client import COMPLETED
 from ingress.protocol import (
     END_OF_MEETING,
     HEADER_BYTES,
@@ -40,6 +41,7 @@ from ingress.protocol import (
 )
 from service.audio import SAMPLE_RATE
 from tests.integration.conftest import STREAM_TIMEOUT_S, TEST_SPEED, Service
+from tests.integration.realtime_checks import append, raw_session, realtime_url
 
 pytestmark = pytest.mark.integration
 
@@ -315,6 +317,29 @@ def test_an_idle_socket_is_flushed_then_closed_with_a_reason(
     assert idle.messages[-2].arrived_at - last_sent >= 3.0
     assert_transcript(idle, "jfk", reference(JFK))
     assert_untouched_neighbour(beside, reference(JFK))
+
+
+def test_an_idle_realtime_session_gets_its_items_then_an_error_event_and_1001(
+    service: Service, replicas: Any, speech: Any, reference: Any
+) -> None:
+    limits = replicas("ingress-limits", LIMITS_ENV)
+    jfk = speech(JFK)
+    sixteen = {"type": "session.update", "session": {"audio": {"input": {"format": {"rate": SAMPLE_RATE}}}}}
+    frames = [
+        json.dumps(sixteen),
+        *(append(jfk[offset : offset + 3200]) for offset in range(0, len(jfk), 3200)),
+    ]
+
+    events, close_code = asyncio.run(raw_session(realtime_url(limits.base), frames))
+
+    assert close_code == 1001
+    last = events[-1]
+    assert last["type"] == "error" and last["error"]["code"] == "going_away"
+    assert "no event for 3 s (WS_IDLE_TIMEOUT_S)" in last["error"]["message"]
+    # With WHISPER_FLUSH_BUFFER_INTERVAL at 10 s, the last words became final only at the idle close.
+    assert events[-2]["type"] == COMPLETED
+    transcript = " ".join(event["transcript"] for event in events if event["type"] == COMPLETED)
+    assert error_rate(reference(JFK), transcript) <= 0.10, transcript
 
 
 def test_audio_faster_than_the_rate_limit_is_refused_and_the_rest_is_kept(
