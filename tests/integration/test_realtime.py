@@ -124,12 +124,21 @@ def test_bad_events_get_the_apis_errors_and_the_session_goes_on(
     assert error_rate(reference("jfk_ask_not"), seed_result.transcript("jfk")) <= 0.10
 
 
-def test_a_connection_without_the_transcription_intent_is_refused(service: Service) -> None:
-    url = realtime_url(service.stack.base_http_url, "?model=gpt-realtime")
-    events, close_code = asyncio.run(raw_session(url, []))
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("?model=gpt-realtime", "intent=transcription"),
+        ("?intent=transcription&session_id=" + "s" * 129, "session_id must be printable, at most 128"),
+    ],
+    ids=["no intent", "session id too long"],
+)
+def test_a_connection_is_refused_with_one_error_event_and_1008(
+    service: Service, query: str, reason: str
+) -> None:
+    events, close_code = asyncio.run(raw_session(realtime_url(service.stack.base_http_url, query), []))
     assert close_code == 1008
     assert [event["type"] for event in events] == ["error"]
-    assert "intent=transcription" in events[0]["error"]["message"]
+    assert reason in events[0]["error"]["message"]
 
 
 def test_clear_drops_what_was_not_transcribed_and_a_silent_commit_is_an_empty_item(
