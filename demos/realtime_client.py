@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingress.realtime.events import API_RATE
 from service.audio import SAMPLE_RATE
 from service.resample import Resampler
 
-API_RATE = 24_000
 PIECE_S = 0.1
 """Audio per append, as voice-agent clients send it (20-100 ms)."""
 COMPLETED = "conversation.item.input_audio_transcription.completed"

@@ -21,14 +21,16 @@ from ingress.metrics import CONTENT_TYPE, Metrics
 from ingress.protocol import (
     EndOfMeeting,
     ProtocolError,
+    SocketOptions,
     encode_error,
     fit_close_reason,
     parse_client_message,
     parse_socket_options,
     parse_text_message,
 )
+from ingress.resume import ResumeStore
 from ingress.services import Services
-from ingress.session import MeetingSession, SessionContext
+from ingress.session import MeetingSession, SessionContext, TranscriptEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +123,25 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
         logger.warning("meeting %s: connection refused: %s", meeting_id, error.message)
         await refuse(websocket, outbox, error.close_code, error.message)
         return
-    session = MeetingSession(
+    session = new_session(services, meeting_id, outbox, options, services.resume)
+
+    async def serve() -> None:
+        await session.resume()
+        await _serve(websocket, session, outbox, meeting_id, services)
+
+    await hold_socket(websocket, outbox, services, session, f"meeting {meeting_id}", serve())
+
+
+def new_session(
+    services: Services,
+    meeting_id: str,
+    outbox: Outbox,
+    options: SocketOptions,
+    resume: ResumeStore | None,
+    encoder: TranscriptEncoder | None = None,
+) -> MeetingSession:
+    """A socket's session on the process's shared services, writing to `outbox`."""
+    return MeetingSession(
         SessionContext(
             meeting_id,
             services.settings,
@@ -131,15 +151,10 @@ async def meeting_socket(websocket: WebSocket, meeting_id: str) -> None:
             outbox.send_error,
             services.metrics,
             options,
-            services.resume,
+            resume,
+            encoder,
         )
     )
-
-    async def serve() -> None:
-        await session.resume()
-        await _serve(websocket, session, outbox, meeting_id, services)
-
-    await hold_socket(websocket, outbox, services, session, f"meeting {meeting_id}", serve())
 
 
 async def hold_socket(

@@ -2,8 +2,8 @@
 pipeline, beside the window's audio, instead of by Celery's client.
 
 Celery's client publishes each task on a blocking connection of its own, so the ingress ran it in a
-thread, one more round trip per window: 0.45 ms of CPU a window, against 0.09 ms to build the same
-message and one more command in the pipeline the window needs anyway. The message is still
+thread, one more round trip per window. Pushed in the pipeline the window needs anyway, the same
+message raised `make bench-pipeline`'s ceiling by about 30% (README, Capacity). The message is still
 Celery's: its headers and body come from Celery's own factory of protocol-2 task messages
 (`app.amqp.create_task_message`). Only the envelope that kombu's Redis transport pushes around it
 is written here (the body base64-encoded, a delivery tag, the priority step's list), the part

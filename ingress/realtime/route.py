@@ -26,11 +26,12 @@ from ingress.routes import (
     admission_refusal,
     go_away,
     hold_socket,
+    new_session,
     next_frame,
     refuse,
 )
 from ingress.services import Services
-from ingress.session import MeetingSession, SessionContext
+from ingress.session import MeetingSession
 
 logger = logging.getLogger(__name__)
 
@@ -80,20 +81,8 @@ async def realtime_socket(websocket: WebSocket) -> None:
         await refuse(websocket, outbox, *refusal)
         return
     transcripts = RealtimeTranscripts()
-    session = MeetingSession(
-        SessionContext(
-            session_id,
-            services.settings,
-            services.dispatcher,
-            services.vad,
-            outbox.send,
-            outbox.send_error,
-            services.metrics,
-            SocketOptions(),
-            resume=None,  # a Realtime client starts a new session when it reconnects
-            encoder=transcripts,
-        )
-    )
+    # A Realtime client starts a new session when it reconnects: nothing is kept to resume.
+    session = new_session(services, session_id, outbox, SocketOptions(), resume=None, encoder=transcripts)
     buffer = InputAudioBuffer(session_id, session, transcripts, outbox.send, END_OF_MEETING_TIMEOUT_S)
 
     async def serve() -> None:

@@ -25,7 +25,7 @@ from ingress.realtime.events import (
 )
 from ingress.realtime.transcripts import RealtimeTranscripts
 from ingress.session import MeetingSession
-from service.audio import BYTES_PER_SECOND, SAMPLE_RATE
+from service.audio import BYTES_PER_SECOND, SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.resample import Resampler
 
 PARTICIPANT = "input"
@@ -72,7 +72,7 @@ class InputAudioBuffer:
             await self._update(client_event)
 
     async def _append(self, pcm: bytes) -> None:
-        self._uncommitted_s += len(pcm) / (2 * self.config.rate)
+        self._uncommitted_s += len(pcm) / (SAMPLE_WIDTH_BYTES * self.config.rate)
         self._piece += self._resampler.process(pcm)
         if len(self._piece) >= PIECE_S * BYTES_PER_SECOND:
             await self.hand_on()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ingress.realtime.events import event, new_id
+from ingress.realtime.events import RealtimeError, error_event, event, new_id
 from streaming.language import Contradiction
 from streaming.utterances import Transcript
 from streaming.words import join_words
@@ -71,20 +71,16 @@ class RealtimeTranscripts:
 
     def language_warning(self, participant_id: str, contradiction: Contradiction) -> str:
         # The API has no warning event; an error event is what its clients log and go on after.
-        return event(
-            "error",
-            error={
-                "type": "invalid_request_error",
-                "code": "language_mismatch",
-                "message": (
-                    f"the session's language is {contradiction.declared!r} but the speech sounds like "
-                    f"{contradiction.heard!r} (probability {contradiction.probability:.2f}); it is "
-                    f"transcribed as {contradiction.declared!r} still: set the transcription language "
-                    f"to {contradiction.heard!r} (or none) to transcribe it as spoken"
-                ),
-                "param": "session.audio.input.transcription.language",
-                "event_id": None,
-            },
+        message = (
+            f"the session's language is {contradiction.declared!r} but the speech sounds like "
+            f"{contradiction.heard!r} (probability {contradiction.probability:.2f}); it is "
+            f"transcribed as {contradiction.declared!r} still: set the transcription language "
+            f"to {contradiction.heard!r} (or none) to transcribe it as spoken"
+        )
+        return error_event(
+            RealtimeError(
+                message, code="language_mismatch", param="session.audio.input.transcription.language"
+            )
         )
 
     def _delta(self, item: _Item, text: str) -> list[str]:
