@@ -45,11 +45,26 @@ def queue_list(priority: int) -> str:
     return f"{names.TRANSCRIBE_QUEUE}{RedisChannel.sep}{priority}" if priority else names.TRANSCRIBE_QUEUE
 
 
+def args_repr(request: WindowRequest) -> str:
+    """What the task's headers show of its arguments (Celery's `argsrepr`)."""
+    return f"[window {request.request_id}]"
+
+
 def build_task_message(app: Celery, request: WindowRequest, final: bool) -> TaskMessage:
     """The transcribe_window task of `request`, finals at the first priority step."""
     priority = names.FINAL_PRIORITY if final else names.INTERIM_PRIORITY
     task_id = str(uuid.uuid4())
-    message = app.amqp.create_task_message(task_id, names.TRANSCRIBE_TASK, [request.model_dump()], {})
+    # Celery would write the arguments' repr into the headers (for its logs and events): a walk
+    # of the whole request, a quarter of the ingress's event-loop CPU a window, and the prompt's
+    # transcript text in every header. The window's id says which window it is.
+    message = app.amqp.create_task_message(
+        task_id,
+        names.TRANSCRIBE_TASK,
+        [request.model_dump()],
+        {},
+        argsrepr=args_repr(request),
+        kwargsrepr="{}",
+    )
     content_type, content_encoding, body = dumps(message.body, serializer=SERIALIZER)
     encoded = body.encode(content_encoding) if isinstance(body, str) else body
     properties = {

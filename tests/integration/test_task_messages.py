@@ -13,7 +13,7 @@ import redis
 from celery import Celery
 
 from commands.launcher import EmbeddedRedis
-from ingress.task_messages import build_task_message, queue_list
+from ingress.task_messages import args_repr, build_task_message, queue_list
 from service import names
 from service.contracts import AudioPiece, WindowRequest
 from tasks.inbox import Inbox
@@ -54,7 +54,10 @@ def test_a_built_message_is_what_celery_pushes(broker: EmbeddedRedis, app: Celer
     client = redis.Redis.from_url(broker.url)
     priority = names.FINAL_PRIORITY if final else names.INTERIM_PRIORITY
     app.send_task(
-        names.TRANSCRIBE_TASK, args=[request.model_dump()], queue=names.TRANSCRIBE_QUEUE, priority=priority
+        names.TRANSCRIBE_TASK,
+        args=[request.model_dump()],
+        queue=names.TRANSCRIBE_QUEUE,
+        priority=priority,
     )
     [(celery_list, [celery_message])] = pushed(client).items()
     client.delete(celery_list)
@@ -73,6 +76,8 @@ def test_a_built_message_is_what_celery_pushes(broker: EmbeddedRedis, app: Celer
         assert our_message["properties"][same] == celery_message["properties"][same]
     assert our_message["headers"]["task"] == names.TRANSCRIBE_TASK
     assert our_message["headers"]["id"] == our_message["properties"]["correlation_id"]
+    assert our_message["headers"]["argsrepr"] == args_repr(request)
+    assert request.prompt not in json.dumps(our_message["headers"])  # no transcript text in them
     assert our_message["properties"]["delivery_tag"] != celery_message["properties"]["delivery_tag"]
     assert arguments(app, our_message) == arguments(app, celery_message)
     (decoded,), _kwargs = arguments(app, our_message)
