@@ -8,12 +8,16 @@ under its own key, and every window names its audio as pieces of stored stretche
 
 Pure bookkeeping, no I/O: `place` says what one window's dispatch uploads, names and deletes, and
 the dispatcher does it in one round trip. Stretches no later window can need (before the oldest
-sample the policy keeps) are deleted; after any failed window, nothing stored is trusted
-(`forget_all`: Redis may have restarted) and the next window uploads its audio again.
+sample the policy keeps) are deleted; a stored stretch's time to live (`names.AUDIO_TTL_S`) is
+renewed by the first window that names it once less than half of it is left, not by every window
+(two EXPIREs a window for what rarely outlives its first TTL); after any failed window, nothing
+stored is trusted (`forget_all`: Redis may have restarted) and the next window uploads its audio
+again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +32,14 @@ class _Stored:
     end: int
     """Stream samples [start, end) held under `key`."""
     key: str
+    expires_s: float
+    """When Redis drops it, by the caller's clock: its store or last renewal plus the TTL (Redis
+    counts from a moment later, so this is never late)."""
+
+
+RENEW_WHEN_LEFT_S = names.AUDIO_TTL_S / 2
+"""A named stretch with less time to live than this has it renewed: more than a window waits for
+its worker (TRANSCRIPTION_TIMEOUT_S, 60 s by default), so no window's audio expires while queued."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +50,8 @@ class AudioPlan:
     uploads: list[tuple[str, bytes]] = field(default_factory=list)
     """New keys and their PCM (set with `names.AUDIO_TTL_S`)."""
     renewed: list[str] = field(default_factory=list)
-    """Keys stored before that this window names too: their time to live starts again."""
+    """Keys stored before that this window names too and that have less than RENEW_WHEN_LEFT_S
+    to live: their time to live starts again."""
     forgotten: list[str] = field(default_factory=list)
     """Keys no later window can name: deleted."""
 
@@ -59,16 +72,22 @@ class AudioLedger:
         self._stored: list[_Stored] = []
         """Sorted by start, never overlapping."""
         self._uploads = 0
+        self._now_s = 0.0
+        """The clock of the window being placed."""
 
     @property
     def stored_keys(self) -> list[str]:
         return [stored.key for stored in self._stored]
 
-    def place(self, spans: Sequence[tuple[int, int]], pcm: bytes, oldest_needed: int) -> AudioPlan:
-        """The plan for a window whose audio `pcm` is stream samples `spans`, one after another.
+    def place(
+        self, spans: Sequence[tuple[int, int]], pcm: bytes, oldest_needed: int, now_s: float
+    ) -> AudioPlan:
+        """The plan for a window whose audio `pcm` is stream samples `spans`, one after another,
+        dispatched at `now_s` (a monotonic clock's seconds).
 
         `oldest_needed`: no later window starts before this sample; stored stretches that end at or
         before it, and are not in this window, are forgotten."""
+        self._now_s = now_s
         if sum(end - start for start, end in spans) * SAMPLE_WIDTH_BYTES != len(pcm):
             raise ValueError("the window's spans do not add up to its audio")
         pieces: list[AudioPiece] = []
@@ -93,8 +112,14 @@ class AudioLedger:
             offset += _bytes(end - start)
         in_window = named | {key for key, _ in uploads}
         forgotten = [s.key for s in self._stored if s.end <= oldest_needed and s.key not in in_window]
-        self._stored = [s for s in self._stored if s.key not in forgotten]
-        return AudioPlan(pieces, uploads, [key for key in self.stored_keys if key in named], forgotten)
+        renewed = [s.key for s in self._stored if s.key in named and s.expires_s - now_s < RENEW_WHEN_LEFT_S]
+        expires_s = now_s + names.AUDIO_TTL_S
+        self._stored = [
+            dataclasses.replace(s, expires_s=expires_s) if s.key in renewed else s
+            for s in self._stored
+            if s.key not in forgotten
+        ]
+        return AudioPlan(pieces, uploads, renewed, forgotten)
 
     def forget_all(self) -> list[str]:
         """Trust nothing stored (a window failed; Redis may have lost it): the keys to delete."""
@@ -104,7 +129,7 @@ class AudioLedger:
     def _upload(self, start: int, end: int, pcm: bytes, at: int) -> tuple[str, bytes]:
         self._uploads += 1
         key = names.audio_key(self._stream_id, self._uploads)
-        self._stored.append(_Stored(start, end, key))
+        self._stored.append(_Stored(start, end, key, self._now_s + names.AUDIO_TTL_S))
         self._stored.sort(key=lambda stored: stored.start)
         return key, pcm[at : at + _bytes(end - start)]
 

@@ -263,7 +263,7 @@ class Participant:
         await asyncio.sleep(seconds)
 
     async def transcribe(self, plan: WindowPlan) -> Sequence[WordTiming]:
-        audio = self._ledger.place(plan.spans, plan.pcm, self._policy.oldest_needed)
+        audio = self._ledger.place(plan.spans, plan.pcm, self._policy.oldest_needed, time.monotonic())
         spoken = self._spoken  # a header naming another language meanwhile starts a new one
         try:
             hints = plan.hints.model_copy(update={"keyterms": self._keyterms()})

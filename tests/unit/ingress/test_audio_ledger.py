@@ -6,6 +6,7 @@ import pytest
 
 from ingress.audio_ledger import AudioLedger, AudioPlan
 from service.contracts import AudioPiece
+from service.names import AUDIO_TTL_S
 
 pytestmark = pytest.mark.unit
 
@@ -44,19 +45,32 @@ def test_overlapping_windows_store_each_sample_once_and_hear_exactly_their_audio
     ]
     uploaded = 0
     for spans in windows:
-        plan = ledger.place(spans, pcm_of(spans), oldest_needed=spans[0][0])
+        plan = ledger.place(spans, pcm_of(spans), oldest_needed=spans[0][0], now_s=0.0)
         redis.apply(plan)
         assert joined(plan, redis) == pcm_of(spans)
         uploaded += sum(len(pcm) for _, pcm in plan.uploads)
     assert uploaded == 2 * 900  # samples 0-900, once each
-    assert plan.renewed == [key for key in plan.keys if key not in dict(plan.uploads)]
+    assert plan.renewed == []  # nothing stored has lost half its time to live yet
+
+
+def test_a_stretch_has_its_time_to_live_renewed_once_half_of_it_has_passed() -> None:
+    ledger = AudioLedger("p")
+    first = ledger.place([(0, 300)], pcm_of([(0, 300)]), oldest_needed=0, now_s=0.0)
+    [key] = first.keys
+    soon = ledger.place([(0, 400)], pcm_of([(0, 400)]), oldest_needed=0, now_s=AUDIO_TTL_S / 2 - 1)
+    assert soon.renewed == []
+    late = ledger.place([(0, 500)], pcm_of([(0, 500)]), oldest_needed=0, now_s=AUDIO_TTL_S / 2 + 1)
+    assert late.renewed == [key]  # the stretch uploaded by the second window is not due yet
+    again = ledger.place([(0, 500)], pcm_of([(0, 500)]), oldest_needed=0, now_s=AUDIO_TTL_S / 2 + 2)
+    assert again.renewed == []  # renewed at AUDIO_TTL_S / 2 + 1: a whole TTL from there
+    assert set(again.keys) == set(late.keys) and not again.uploads
 
 
 def test_stretches_before_the_oldest_needed_sample_are_forgotten() -> None:
     ledger, redis = AudioLedger("p"), FakeRedis()
-    redis.apply(ledger.place([(0, 200)], pcm_of([(0, 200)]), oldest_needed=0))
-    redis.apply(ledger.place([(0, 400)], pcm_of([(0, 400)]), oldest_needed=0))
-    plan = ledger.place([(300, 500)], pcm_of([(300, 500)]), oldest_needed=300)
+    redis.apply(ledger.place([(0, 200)], pcm_of([(0, 200)]), oldest_needed=0, now_s=0.0))
+    redis.apply(ledger.place([(0, 400)], pcm_of([(0, 400)]), oldest_needed=0, now_s=0.0))
+    plan = ledger.place([(300, 500)], pcm_of([(300, 500)]), oldest_needed=300, now_s=0.0)
     assert len(plan.forgotten) == 1 and plan.forgotten[0] not in plan.keys  # samples 0-200
     redis.apply(plan)
     assert joined(plan, redis) == pcm_of([(300, 500)])
@@ -65,13 +79,13 @@ def test_stretches_before_the_oldest_needed_sample_are_forgotten() -> None:
 
 def test_after_forget_all_the_next_window_uploads_all_its_audio_under_new_keys() -> None:
     ledger = AudioLedger("p")
-    first = ledger.place([(0, 300)], pcm_of([(0, 300)]), oldest_needed=0)
+    first = ledger.place([(0, 300)], pcm_of([(0, 300)]), oldest_needed=0, now_s=0.0)
     assert ledger.forget_all() == first.keys
-    again = ledger.place([(0, 300)], pcm_of([(0, 300)]), oldest_needed=0)
+    again = ledger.place([(0, 300)], pcm_of([(0, 300)]), oldest_needed=0, now_s=0.0)
     assert again.uploads and set(again.keys).isdisjoint(first.keys)
     assert again.pieces == [AudioPiece(key=again.keys[0], start=0, end=600)]
 
 
 def test_spans_that_do_not_match_the_audio_are_refused() -> None:
     with pytest.raises(ValueError, match="do not add up"):
-        AudioLedger("p").place([(0, 10)], bytes(18), oldest_needed=0)
+        AudioLedger("p").place([(0, 10)], bytes(18), oldest_needed=0, now_s=0.0)
