@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             restore_sigterm()
             await dispatcher.stop()
             await redis_client.aclose()
+            vad.close()
             if keys is not None:
                 await keys.aclose()
 

@@ -30,7 +30,7 @@ from ingress.protocol import (
 )
 from ingress.resume import ParticipantRecord, ResumeStore
 from ingress.vad import SileroVad, VadStream
-from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES, pcm_to_float32
+from service.audio import SAMPLE_RATE, SAMPLE_WIDTH_BYTES
 from service.contracts import WordTiming
 from service.languages import AUTO
 from service.settings import Settings
@@ -187,7 +187,7 @@ class Participant:
         if self.refused_language == self.language:
             return  # told once already; the model cannot serve this language
         arrival_ms = now_ms()
-        probs = await asyncio.to_thread(self._vad.process, pcm_to_float32(message.pcm))
+        probs = await self._vad.hear(message.pcm)
         if self.refused_language == self.language:
             return  # refused while the VAD ran
         self._policy.add_audio(message.pcm, probs, arrival_ms)

@@ -15,11 +15,16 @@ fragments (speech probabilities 0.3-0.5) that a fresh state hears as one stretch
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from service.audio import pcm_to_float32
 
 FRAME_SAMPLES = 512
 """32 ms at 16 kHz: the frame Silero scores."""
@@ -33,6 +38,12 @@ SILENCE_RESETS_AFTER = 16
 """Frames (0.5 s) of digital silence after which the model is not run on more of it: those frames
 score 0 (the model gives such frames at most 0.03) and the next sound starts from a fresh state, as
 a new participant's would. Half the frames of the corpus's meeting tracks are digital silence."""
+
+
+VAD_THREADS = min(4, os.cpu_count() or 1)
+"""Threads that run the model for every participant. onnxruntime lets go of the GIL while it runs,
+so a thread a core (up to 4: a second of audio is about a millisecond) keeps the cores busy; the
+default executor's cores + 4 threads only switched more."""
 
 
 def default_model_path() -> Path:
@@ -58,6 +69,10 @@ class SileroVad:
         self._session = onnxruntime.InferenceSession(
             str(model_path or default_model_path()), providers=["CPUExecutionProvider"], sess_options=options
         )
+        self.executor = ThreadPoolExecutor(max_workers=VAD_THREADS, thread_name_prefix="vad")
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def new_stream(self) -> VadStream:
         return VadStream(self)
@@ -118,6 +133,13 @@ class VadStream:
         self._c = np.asarray(state.c, dtype=np.float32).reshape(STATE_SHAPE)
         self._context = np.asarray(state.context, dtype=np.float32)
         self._silent_frames = state.silent_frames
+
+    async def hear(self, pcm: bytes) -> np.ndarray:
+        """`process` of 16-bit PCM on the model's threads, the conversion included: off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._vad.executor, self._process_pcm, pcm)
+
+    def _process_pcm(self, pcm: bytes) -> np.ndarray:
+        return self.process(pcm_to_float32(pcm))
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Speech probabilities of every whole frame completed by `samples` (float32 in [-1, 1))."""
