@@ -8,11 +8,11 @@ under its own key, and every window names its audio as pieces of stored stretche
 
 Pure bookkeeping, no I/O: `place` says what one window's dispatch uploads, names and deletes, and
 the dispatcher does it in one round trip. Stretches no later window can need (before the oldest
-sample the policy keeps) are deleted; a stored stretch's time to live (`names.AUDIO_TTL_S`) is
+sample the policy keeps) are deleted. A stored stretch's time to live (`names.AUDIO_TTL_S`) is
 renewed by the first window that names it once less than half of it is left, not by every window
-(two EXPIREs a window for what rarely outlives its first TTL); after any failed window, nothing
-stored is trusted (`forget_all`: Redis may have restarted) and the next window uploads its audio
-again.
+(an EXPIRE per shared stretch in every window's pipeline, for what rarely outlives its first
+TTL). After any failed window, nothing stored is trusted (`forget_all`: Redis may have restarted)
+and the next window uploads its audio again.
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ class _Stored:
 
 RENEW_WHEN_LEFT_S = names.AUDIO_TTL_S / 2
 """A named stretch with less time to live than this has it renewed: more than a window waits for
-its worker (TRANSCRIPTION_TIMEOUT_S, 60 s by default), so no window's audio expires while queued."""
+its worker (TRANSCRIPTION_TIMEOUT_S, 60 s by default), so no window's audio expires while queued.
+Were it to (a timeout set past this), the worker answers `audio_expired`, the window fails, and
+the next one uploads its audio afresh (`forget_all`)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,6 @@ class AudioLedger:
         self._stored: list[_Stored] = []
         """Sorted by start, never overlapping."""
         self._uploads = 0
-        self._now_s = 0.0
-        """The clock of the window being placed."""
 
     @property
     def stored_keys(self) -> list[str]:
@@ -87,7 +87,7 @@ class AudioLedger:
 
         `oldest_needed`: no later window starts before this sample; stored stretches that end at or
         before it, and are not in this window, are forgotten."""
-        self._now_s = now_s
+        expires_s = now_s + names.AUDIO_TTL_S
         if sum(end - start for start, end in spans) * SAMPLE_WIDTH_BYTES != len(pcm):
             raise ValueError("the window's spans do not add up to its audio")
         pieces: list[AudioPiece] = []
@@ -98,7 +98,9 @@ class AudioLedger:
             cursor = start
             for stored in [s for s in self._stored if s.start < end and s.end > start]:
                 if stored.start > cursor:
-                    uploads.append(self._upload(cursor, stored.start, pcm, offset + _bytes(cursor - start)))
+                    uploads.append(
+                        self._upload(cursor, stored.start, pcm, offset + _bytes(cursor - start), expires_s)
+                    )
                     pieces.append(_whole(uploads[-1]))
                 lo, hi = max(cursor, stored.start), min(end, stored.end)
                 pieces.append(
@@ -107,18 +109,21 @@ class AudioLedger:
                 named.add(stored.key)
                 cursor = hi
             if cursor < end:
-                uploads.append(self._upload(cursor, end, pcm, offset + _bytes(cursor - start)))
+                uploads.append(self._upload(cursor, end, pcm, offset + _bytes(cursor - start), expires_s))
                 pieces.append(_whole(uploads[-1]))
             offset += _bytes(end - start)
         in_window = named | {key for key, _ in uploads}
         forgotten = [s.key for s in self._stored if s.end <= oldest_needed and s.key not in in_window]
-        renewed = [s.key for s in self._stored if s.key in named and s.expires_s - now_s < RENEW_WHEN_LEFT_S]
-        expires_s = now_s + names.AUDIO_TTL_S
-        self._stored = [
-            dataclasses.replace(s, expires_s=expires_s) if s.key in renewed else s
-            for s in self._stored
-            if s.key not in forgotten
-        ]
+        kept: list[_Stored] = []
+        renewed: list[str] = []
+        for stored in self._stored:
+            if stored.key in forgotten:
+                continue
+            if stored.key in named and stored.expires_s - now_s < RENEW_WHEN_LEFT_S:
+                renewed.append(stored.key)
+                stored = dataclasses.replace(stored, expires_s=expires_s)
+            kept.append(stored)
+        self._stored = kept
         return AudioPlan(pieces, uploads, renewed, forgotten)
 
     def forget_all(self) -> list[str]:
@@ -126,10 +131,10 @@ class AudioLedger:
         keys, self._stored = self.stored_keys, []
         return keys
 
-    def _upload(self, start: int, end: int, pcm: bytes, at: int) -> tuple[str, bytes]:
+    def _upload(self, start: int, end: int, pcm: bytes, at: int, expires_s: float) -> tuple[str, bytes]:
         self._uploads += 1
         key = names.audio_key(self._stream_id, self._uploads)
-        self._stored.append(_Stored(start, end, key, self._now_s + names.AUDIO_TTL_S))
+        self._stored.append(_Stored(start, end, key, expires_s))
         self._stored.sort(key=lambda stored: stored.start)
         return key, pcm[at : at + _bytes(end - start)]
 

@@ -55,7 +55,7 @@ def build_task_message(app: Celery, request: WindowRequest, final: bool) -> Task
     priority = names.FINAL_PRIORITY if final else names.INTERIM_PRIORITY
     task_id = str(uuid.uuid4())
     # Celery would write the arguments' repr into the headers (for its logs and events): a walk
-    # of the whole request, a quarter of the ingress's event-loop CPU a window, and the prompt's
+    # of every field of the request on the event loop for each window, and the prompt's
     # transcript text in every header. The window's id says which window it is.
     message = app.amqp.create_task_message(
         task_id,

@@ -42,8 +42,9 @@ a new participant's would. Half the frames of the corpus's meeting tracks are di
 
 VAD_THREADS = min(4, os.cpu_count() or 1)
 """Threads that run the model for every participant. onnxruntime lets go of the GIL while it runs,
-so a thread a core (up to 4: a second of audio is about a millisecond) keeps the cores busy; the
-default executor's cores + 4 threads only switched more."""
+so a thread a core keeps the cores busy; the default executor's cores + 4 threads only took turns
+from the event loop (its dispatch-to-result wait a fifth of what it was with them: README,
+Capacity)."""
 
 
 def default_model_path() -> Path:
