@@ -12,7 +12,8 @@ and streams N talkers (meetings of one, each saying the corpus clips rotated, `-
 real time). Per N: windows a second, windows per model call (batch fill), the dispatch-to-result
 time of a window (p50 / p90, from the ingress's histogram), the worker's CPU per window (all of it
 outside the model call, since the stand-in sleeps; its own look-up is counted in it), and the
-ingress's CPU per second of talker audio (VAD, protocol, policy, Redis, JSON).
+ingress's CPU per second of talker audio, and its split: the event loop's thread (protocol, policy,
+Redis, JSON) and the rest (the VAD's threads).
 
 Then, per model cost, the worker alone in full batches (`--queued N`, 0 to skip): N windows of
 the clips' audio are queued at once while the worker is stopped (SIGSTOP), so that each batch it
@@ -81,6 +82,7 @@ class Usage:
     windows: int
     batches: int
     ingress_cpu_s: float
+    ingress_loop_cpu_s: float
     worker_cpu_s: float
     round_trips: dict[float, float]
     """Cumulative histogram: upper bound in seconds -> windows that came back within it."""
@@ -115,6 +117,9 @@ class PipelineStep(WorkerShare):
     round_trip_p50_s: float
     round_trip_p90_s: float
     ingress_cpu_s: float
+    ingress_loop_cpu_s: float
+    """Of `ingress_cpu_s`, the event loop's thread (the process's main thread): the websocket, the
+    policy, Redis and JSON. The rest is the VAD's threads (the model and the PCM conversion)."""
     worker_cpu_s: float
     errors: int
 
@@ -125,6 +130,15 @@ class PipelineStep(WorkerShare):
     @property
     def ingress_cpu_ms_per_talker_s(self) -> float:
         return 1000 * self.ingress_cpu_s / self.audio_s if self.audio_s else math.nan
+
+    @property
+    def ingress_loop_ms_per_talker_s(self) -> float:
+        return 1000 * self.ingress_loop_cpu_s / self.audio_s if self.audio_s else math.nan
+
+    @property
+    def ingress_vad_ms_per_talker_s(self) -> float:
+        """The ingress's other threads: the VAD's pool (nothing else there runs for long)."""
+        return self.ingress_cpu_ms_per_talker_s - self.ingress_loop_ms_per_talker_s
 
 
 def quantile_from_buckets(buckets: dict[float, float], q: float) -> float:
@@ -179,12 +193,20 @@ def cpu_seconds(process: psutil.Process) -> float:
     return total
 
 
+def main_thread_cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of a process's main thread (Linux numbers it as the process)."""
+    (main,) = [thread for thread in process.threads() if thread.id == process.pid]
+    return main.user_time + main.system_time
+
+
 def read_usage(stack: LocalStack, counters: redis.Redis) -> Usage:
     windows, batches = counters.mget(names.WINDOWS_TRANSCRIBED, names.BATCHES_TRANSCRIBED)
+    ingress = psutil.Process(stack.process("ingress").pid)
     return Usage(
         windows=int(windows or 0),
         batches=int(batches or 0),
-        ingress_cpu_s=cpu_seconds(psutil.Process(stack.process("ingress").pid)),
+        ingress_cpu_s=cpu_seconds(ingress),
+        ingress_loop_cpu_s=main_thread_cpu_seconds(ingress),
         worker_cpu_s=cpu_seconds(psutil.Process(stack.process("worker").pid)),
         round_trips=read_round_trips(stack.base_http_url),
     )
@@ -218,6 +240,7 @@ def run_step(
         round_trip_p50_s=quantile_from_buckets(trips, 0.5),
         round_trip_p90_s=quantile_from_buckets(trips, 0.9),
         ingress_cpu_s=after.ingress_cpu_s - before.ingress_cpu_s,
+        ingress_loop_cpu_s=after.ingress_loop_cpu_s - before.ingress_loop_cpu_s,
         worker_cpu_s=after.worker_cpu_s - before.worker_cpu_s,
         errors=sum(errors_of(outcome) for outcome in outcomes),
     )
@@ -403,7 +426,9 @@ def describe(step: PipelineStep) -> str:
         f"{step.call_ms:g} ms a call, {step.talkers} talkers: {step.windows_per_s:.1f} windows/s, "
         f"{step.batch_fill:.1f} windows a call, round trip p50 {step.round_trip_p50_s:.2f} s / p90 "
         f"{step.round_trip_p90_s:.2f} s, worker CPU {step.worker_cpu_ms_per_window:.2f} ms a window, "
-        f"ingress CPU {step.ingress_cpu_ms_per_talker_s:.2f} ms a talker-second, {step.errors} error(s)"
+        f"ingress CPU {step.ingress_cpu_ms_per_talker_s:.2f} ms a talker-second (event loop "
+        f"{step.ingress_loop_ms_per_talker_s:.2f}, VAD {step.ingress_vad_ms_per_talker_s:.2f}), "
+        f"{step.errors} error(s)"
     )
 
 
@@ -423,7 +448,7 @@ def report(args: argparse.Namespace, steps: Sequence[PipelineStep], queued: Sequ
         "is the fixed-cost stand-in.",
         "",
         "| model call | talkers | windows/s | windows a call | round trip p50 / p90 s "
-        "| worker CPU ms a window | ingress CPU ms a talker-second | errors |",
+        "| worker CPU ms a window | ingress CPU ms a talker-second (event loop / VAD) | errors |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for step in steps:
@@ -431,7 +456,8 @@ def report(args: argparse.Namespace, steps: Sequence[PipelineStep], queued: Sequ
             f"| {step.call_ms:g} ms | {step.talkers} | {step.windows_per_s:.1f} | {step.batch_fill:.1f} "
             f"| {step.round_trip_p50_s:.2f} / {step.round_trip_p90_s:.2f} "
             f"| {step.worker_cpu_ms_per_window:.2f} "
-            f"| {step.ingress_cpu_ms_per_talker_s:.2f} | {step.errors} |"
+            f"| {step.ingress_cpu_ms_per_talker_s:.2f} ({step.ingress_loop_ms_per_talker_s:.2f} / "
+            f"{step.ingress_vad_ms_per_talker_s:.2f}) | {step.errors} |"
         )
     lines.append("")
     for call_ms in args.call_ms:

@@ -7,6 +7,7 @@ speech still to transcribe starts at `pending_start`."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,9 @@ class StreamBuffer:
         self._first_frame = 0
         self._frame_probs: list[float] = []
         self.last_audio_ms: int | None = None
+        self._speech_frames_memo: tuple[tuple[int, int, int], tuple[int, ...]] | None = None
+        """`speech_frames()` and what it was computed from: the policy asks for it several times
+        for each chunk and window, and the frames change only when a chunk comes or audio goes."""
 
     def state(self) -> BufferState:
         return BufferState(
@@ -79,6 +83,7 @@ class StreamBuffer:
         self._first_frame = state.first_frame
         self._frame_probs = list(state.frame_probs)
         self.last_audio_ms = state.last_audio_ms
+        self._speech_frames_memo = None
 
     # ---- units -------------------------------------------------------------------------------
 
@@ -157,19 +162,30 @@ class StreamBuffer:
 
     # ---- what the VAD heard ------------------------------------------------------------------
 
-    def speech_frames(self) -> list[int]:
+    def speech_frames(self) -> tuple[int, ...]:
         """Absolute indices of the pending audio's frames the VAD scored as speech."""
+        # Probabilities are only appended (`add`) or dropped from the front (`drop_until`, which
+        # moves the first frame), so these three numbers tell whether the answer can have changed.
+        basis = (self._first_frame, len(self._frame_probs), self.pending_start)
+        if self._speech_frames_memo is not None and self._speech_frames_memo[0] == basis:
+            return self._speech_frames_memo[1]
         threshold = self._config.speech_threshold
-        start_frame = -(-self.pending_start // self._frame)  # ceil
-        return [
-            self._first_frame + i
-            for i, p in enumerate(self._frame_probs)
-            if p >= threshold and self._first_frame + i >= start_frame
-        ]
+        start_frame = _ceil_div(self.pending_start, self._frame)
+        skip = max(0, start_frame - self._first_frame)
+        frames = tuple(
+            self._first_frame + i for i, p in enumerate(self._frame_probs[skip:], skip) if p >= threshold
+        )
+        self._speech_frames_memo = (basis, frames)
+        return frames
 
     def speech_starts(self, start: int, end: int) -> list[int]:
         """First samples of the pending speech frames that start in [start, end)."""
-        return [index * self._frame for index in self.speech_frames() if start <= index * self._frame < end]
+        frames = self.speech_frames()  # sorted: the frames that start in [start, end) are a slice
+        first, stop = (
+            bisect_left(frames, _ceil_div(start, self._frame)),
+            bisect_left(frames, _ceil_div(end, self._frame)),
+        )
+        return [index * self._frame for index in frames[first:stop]]
 
     def speech_seconds_in(self, speech_frames: Sequence[int]) -> float:
         """Seconds of speech in these VAD frames (one entry per frame: index or first sample)."""
@@ -185,8 +201,9 @@ class StreamBuffer:
 
     def last_speech_end(self, before: int) -> int:
         """End sample of the last speech frame that starts before `before` (or `before` if none)."""
-        speech = [index for index in self.speech_frames() if index * self._frame < before]
-        return (speech[-1] + 1) * self._frame if speech else before
+        frames = self.speech_frames()
+        count = bisect_left(frames, _ceil_div(before, self._frame))  # frames that start before it
+        return (frames[count - 1] + 1) * self._frame if count else before
 
     def trailing_silence_seconds(self) -> float:
         frames = self.speech_frames()
@@ -222,3 +239,8 @@ class StreamBuffer:
             run = run + 1 if quiet else 0
             longest = max(longest, run)
         return self.seconds(longest * self._frame)
+
+
+def _ceil_div(samples: int, frame: int) -> int:
+    """The first frame that starts at or after `samples`."""
+    return -(-samples // frame)

@@ -3,6 +3,7 @@ compare, join and split into phrase-sized pieces."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,9 @@ class Word:
     probability: float
 
 
+@functools.lru_cache(maxsize=8192)
 def normalize_word(text: str) -> str:
+    # Cached: the policy compares each word of every window against others many times.
     return _NOT_WORD.sub("", text.lower())
 
 

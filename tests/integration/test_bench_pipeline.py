@@ -25,6 +25,7 @@ def test_a_quick_pipeline_run_transcribes_windows_in_batches_and_prints_its_ceil
     assert step.windows >= step.talkers * 3  # interims of 8 s of speech each, and finals
     assert 1.0 <= step.batch_fill <= args.batch_size
     assert step.worker_cpu_s > 0 and step.ingress_cpu_s > 0
+    assert 0 < step.ingress_loop_cpu_s < step.ingress_cpu_s  # the VAD's threads took the rest
     assert 0 < step.round_trip_p50_s <= step.round_trip_p90_s
     saved = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert saved["steps"][0]["windows"] == step.windows

@@ -36,6 +36,7 @@ def step(talkers: int, windows: int, p90_s: float, errors: int = 0) -> PipelineS
         round_trip_p50_s=p90_s / 2,
         round_trip_p90_s=p90_s,
         ingress_cpu_s=1.0,
+        ingress_loop_cpu_s=0.25,
         worker_cpu_s=2.0,
         errors=errors,
     )
@@ -49,3 +50,5 @@ def test_the_ceiling_is_the_busiest_step_that_kept_its_round_trip_within_a_secon
     assert steps[1].batch_fill == pytest.approx(4.0)
     assert steps[1].worker_cpu_ms_per_window == pytest.approx(10.0)
     assert steps[1].ingress_cpu_ms_per_talker_s == pytest.approx(1000 / 160)
+    assert steps[1].ingress_loop_ms_per_talker_s == pytest.approx(250 / 160)
+    assert steps[1].ingress_vad_ms_per_talker_s == pytest.approx(750 / 160)
