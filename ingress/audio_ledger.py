@@ -88,8 +88,12 @@ class AudioLedger:
         `oldest_needed`: no later window starts before this sample; stored stretches that end at or
         before it, and are not in this window, are forgotten."""
         expires_s = now_s + names.AUDIO_TTL_S
-        if sum(end - start for start, end in spans) * SAMPLE_WIDTH_BYTES != len(pcm):
-            raise ValueError("the window's spans do not add up to its audio")
+        spanned = sum(end - start for start, end in spans)
+        if spanned * SAMPLE_WIDTH_BYTES != len(pcm):
+            raise ValueError(
+                f"the window's spans ({spanned} samples) do not add up to its audio "
+                f"({len(pcm) // SAMPLE_WIDTH_BYTES} samples)"
+            )
         pieces: list[AudioPiece] = []
         uploads: list[tuple[str, bytes]] = []
         named: set[str] = set()

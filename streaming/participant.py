@@ -358,9 +358,17 @@ class ParticipantPolicy:
         pieces = split_sentences(words, breaks=stops)
         last_word = -1
         # Audio of consecutive pieces is back to back: each starts where the previous one ended
-        # (or at the window's lead-in after a pause) and the last ends at the cut.
-        bounds = [buffer.pending_start]
-        bounds += [buffer.samples(piece[0].start) for piece in pieces[1:]] + [until_sample]
+        # (or at the window's lead-in after a pause) and the last ends at the cut. Word times are
+        # the model's: a piece's first word may start before the pending audio or before the
+        # previous piece's, so each bound is kept within the pending audio and after the last one;
+        # else a piece's span would not match the audio the buffer still holds for it, and a
+        # window taking it as context would carry less audio than its spans say.
+        pending = buffer.pending_start
+        cut = max(pending, min(until_sample, buffer.received))
+        bounds = [pending]
+        for piece in pieces[1:]:
+            bounds.append(min(max(buffer.samples(piece[0].start), bounds[-1]), cut))
+        bounds.append(cut)
         for n, piece in enumerate(pieces):
             start, end = bounds[n], bounds[n + 1]
             last = piece[-config.context_tail_words :] if config.context_tail_words else []
