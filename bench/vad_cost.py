@@ -6,8 +6,8 @@ fed a file in the clients' chunks, on one thread, as it hears one participant.
 Per file (default: the corpus's long-form reading and the meeting's three tracks): the thread's CPU
 milliseconds a second of audio (the median of `--repeats` passes, the PCM conversion included),
 the share of it spent inside the model's call, and the share of frames the model scored (digital
-silence past half a second is not run through it). The VAD's figure is the floor of the ingress's
-CPU a talker-second that `make bench-pipeline` reports: what is left there is the event loop's.
+silence past half a second is not run through it). `make bench-pipeline` measures the VAD's
+threads beside everything else the service runs; this is the VAD alone.
 """
 
 from __future__ import annotations
@@ -63,8 +63,13 @@ class VadCost:
     """The median pass's."""
     model_share: float
     """Of that pass's CPU, the share inside the model's call."""
-    scored_share: float
-    """Frames the model scored, of all the audio's frames."""
+    frames: int
+    frames_scored: int
+    """Of the audio's whole frames, those the model scored (the same in every pass)."""
+
+    @property
+    def scored_share(self) -> float:
+        return self.frames_scored / self.frames if self.frames else 0.0
 
 
 def measure(pcm: bytes, repeats: int = 3) -> VadCost:
@@ -75,21 +80,22 @@ def measure(pcm: bytes, repeats: int = 3) -> VadCost:
     try:
         for _ in range(repeats):
             stream = vad.new_stream()
-            vad.model_s, vad.frames_scored = 0.0, 0
+            model_before, scored_before = vad.model_s, vad.frames_scored
             started = time.thread_time()
             for at in range(0, len(pcm), chunk_bytes):
                 stream.process(pcm_to_float32(pcm[at : at + chunk_bytes]))  # as `hear` runs it
-            passes.append((time.thread_time() - started, vad.model_s, vad.frames_scored))
+            cpu_s = time.thread_time() - started
+            passes.append((cpu_s, vad.model_s - model_before, vad.frames_scored - scored_before))
     finally:
         vad.close()
     cpu_s, model_s, scored = sorted(passes)[len(passes) // 2]
     audio_s = len(pcm) / BYTES_PER_SECOND
-    frames = len(pcm) // SAMPLE_WIDTH_BYTES // FRAME_SAMPLES
     return VadCost(
         audio_s=audio_s,
         cpu_ms_per_audio_s=1000 * cpu_s / audio_s,
         model_share=model_s / cpu_s if cpu_s else 0.0,
-        scored_share=scored / frames if frames else 0.0,
+        frames=len(pcm) // SAMPLE_WIDTH_BYTES // FRAME_SAMPLES,
+        frames_scored=scored,
     )
 
 

@@ -181,10 +181,8 @@ class StreamBuffer:
     def speech_starts(self, start: int, end: int) -> list[int]:
         """First samples of the pending speech frames that start in [start, end)."""
         frames = self.speech_frames()  # sorted: the frames that start in [start, end) are a slice
-        first, stop = (
-            bisect_left(frames, _ceil_div(start, self._frame)),
-            bisect_left(frames, _ceil_div(end, self._frame)),
-        )
+        first = bisect_left(frames, _ceil_div(start, self._frame))
+        stop = bisect_left(frames, _ceil_div(end, self._frame))
         return [index * self._frame for index in frames[first:stop]]
 
     def speech_seconds_in(self, speech_frames: Sequence[int]) -> float:
