@@ -98,7 +98,7 @@ class AudioLedger:
         uploads: list[tuple[str, bytes]] = []
         named: set[str] = set()
         offset = 0  # where the current span's audio starts in `pcm`, in bytes
-        for start, end in spans:
+        for start, end in _joined(spans):
             cursor = start
             for stored in [s for s in self._stored if s.start < end and s.end > start]:
                 if stored.start > cursor:
@@ -141,6 +141,20 @@ class AudioLedger:
         self._stored.append(_Stored(start, end, key, expires_s))
         self._stored.sort(key=lambda stored: stored.start)
         return key, pcm[at : at + _bytes(end - start)]
+
+
+def _joined(spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`spans` with each that starts where the one before it ends joined to it: a window's
+    context is the audio of the finals just before it, most often one stretch of the stream with
+    the window's own audio, and each span made a piece of its own (pieces to build here, to
+    serialise, to fetch and join on the worker)."""
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and joined[-1][1] == start:
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    return joined
 
 
 def _bytes(samples: int) -> int:

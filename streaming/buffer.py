@@ -50,10 +50,12 @@ class StreamBuffer:
         self._arrivals: deque[tuple[int, int]] = deque()  # (chunk end sample, arrival ms)
         self._first_frame = 0
         self._frame_probs: list[float] = []
+        self._speech_index: list[int] = []
+        """Absolute indices of the kept frames scored as speech, in order: kept beside the
+        probabilities as they come and go, because the policy asks which frames are speech several
+        times for each chunk and for every word of each window, and walking the probabilities
+        each time was a tenth of the ingress's event loop."""
         self.last_audio_ms: int | None = None
-        self._speech_frames_memo: tuple[tuple[int, int, int], tuple[int, ...]] | None = None
-        """`speech_frames()` and what it was computed from: the policy asks for it several times
-        for each chunk and window, and the frames change only when a chunk comes or audio goes."""
 
     def state(self) -> BufferState:
         return BufferState(
@@ -82,8 +84,8 @@ class StreamBuffer:
         self._arrivals = deque(state.arrivals)
         self._first_frame = state.first_frame
         self._frame_probs = list(state.frame_probs)
+        self._speech_index = self._speech_among(self._first_frame, self._frame_probs)
         self.last_audio_ms = state.last_audio_ms
-        self._speech_frames_memo = None
 
     # ---- units -------------------------------------------------------------------------------
 
@@ -107,8 +109,14 @@ class StreamBuffer:
         self._audio += pcm
         self.received += len(pcm) // SAMPLE_WIDTH_BYTES
         self._arrivals.append((self.received, arrival_ms))
-        self._frame_probs.extend(float(p) for p in speech_probs)
+        probs = [float(p) for p in speech_probs]
+        self._speech_index += self._speech_among(self._first_frame + len(self._frame_probs), probs)
+        self._frame_probs += probs
         self.last_audio_ms = arrival_ms
+
+    def _speech_among(self, first_frame: int, probs: Sequence[float]) -> list[int]:
+        threshold = self._config.speech_threshold
+        return [first_frame + i for i, p in enumerate(probs) if p >= threshold]
 
     def held(self) -> HeldBookkeeping:
         """How much the buffer holds (none of it may grow with the length of a silence)."""
@@ -143,6 +151,7 @@ class StreamBuffer:
         first_kept = max(0, sample - margin) // self._frame
         if first_kept > self._first_frame:
             del self._frame_probs[: first_kept - self._first_frame]
+            del self._speech_index[: bisect_left(self._speech_index, first_kept)]
             self._first_frame = first_kept
 
     def trim_leading_silence(self) -> None:
@@ -162,21 +171,10 @@ class StreamBuffer:
 
     # ---- what the VAD heard ------------------------------------------------------------------
 
-    def speech_frames(self) -> tuple[int, ...]:
-        """Absolute indices of the pending audio's frames the VAD scored as speech."""
-        # Probabilities are only appended (`add`) or dropped from the front (`drop_until`, which
-        # moves the first frame), so these three numbers tell whether the answer can have changed.
-        basis = (self._first_frame, len(self._frame_probs), self.pending_start)
-        if self._speech_frames_memo is not None and self._speech_frames_memo[0] == basis:
-            return self._speech_frames_memo[1]
-        threshold = self._config.speech_threshold
-        start_frame = _ceil_div(self.pending_start, self._frame)
-        skip = max(0, start_frame - self._first_frame)
-        frames = tuple(
-            self._first_frame + i for i, p in enumerate(self._frame_probs[skip:], skip) if p >= threshold
-        )
-        self._speech_frames_memo = (basis, frames)
-        return frames
+    def speech_frames(self) -> Sequence[int]:
+        """Absolute indices of the pending audio's frames the VAD scored as speech, in order."""
+        first = bisect_left(self._speech_index, _ceil_div(self.pending_start, self._frame))
+        return self._speech_index[first:]
 
     def speech_starts(self, start: int, end: int) -> list[int]:
         """First samples of the pending speech frames that start in [start, end)."""
@@ -222,8 +220,8 @@ class StreamBuffer:
         )
         if last < first:
             return True  # not scored yet (the last few samples): give the word the benefit of the doubt
-        probs = self._frame_probs[first - self._first_frame : last - self._first_frame + 1]
-        return max(probs) >= self._config.speech_threshold
+        index = bisect_left(self._speech_index, first)  # the first speech frame from `first` on
+        return index < len(self._speech_index) and self._speech_index[index] <= last
 
     def longest_quiet_seconds(self, from_s: float, to_s: float) -> float:
         """The longest run of frames the VAD scored as non-speech from the frame holding `from_s`
@@ -231,11 +229,15 @@ class StreamBuffer:
         first = max(self.samples(from_s) // self._frame, self._first_frame)
         scored_until = self._first_frame + len(self._frame_probs)
         stop = min(self.samples(to_s) // self._frame + 1, scored_until)
-        run = longest = 0
-        for index in range(first, stop):
-            quiet = self._frame_probs[index - self._first_frame] < self._config.speech_threshold
-            run = run + 1 if quiet else 0
-            longest = max(longest, run)
+        if stop <= first:
+            return 0.0
+        # The quiet runs are the gaps between the speech frames in [first, stop), and its ends.
+        speech = self._speech_index
+        previous, longest = first - 1, 0
+        for index in speech[bisect_left(speech, first) : bisect_left(speech, stop)]:
+            longest = max(longest, index - previous - 1)
+            previous = index
+        longest = max(longest, stop - 1 - previous)
         return self.seconds(longest * self._frame)
 
 

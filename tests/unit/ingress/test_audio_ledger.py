@@ -89,3 +89,24 @@ def test_after_forget_all_the_next_window_uploads_all_its_audio_under_new_keys()
 def test_spans_that_do_not_match_the_audio_are_refused() -> None:
     with pytest.raises(ValueError, match="do not add up"):
         AudioLedger("p").place([(0, 10)], bytes(18), oldest_needed=0, now_s=0.0)
+
+
+def test_spans_that_follow_one_another_are_named_as_one_piece_of_each_stored_stretch() -> None:
+    ledger, redis = AudioLedger("p"), FakeRedis()
+    first = ledger.place([(0, 400)], pcm_of([(0, 400)]), oldest_needed=0, now_s=0.0)
+    redis.apply(first)
+    # Two context finals and the window's own audio, end to end: the stored stretch and the new one.
+    spans = [(100, 250), (250, 400), (400, 600)]
+    plan = ledger.place(spans, pcm_of(spans), oldest_needed=100, now_s=1.0)
+    redis.apply(plan)
+    assert joined(plan, redis) == pcm_of(spans)
+    assert plan.pieces == [
+        AudioPiece(key=first.uploads[0][0], start=200, end=800),
+        AudioPiece(key=plan.uploads[0][0], start=0, end=400),
+    ]
+    # A gap between spans keeps them apart.
+    apart = [(100, 200), (300, 600)]
+    plan = ledger.place(apart, pcm_of(apart), oldest_needed=100, now_s=2.0)
+    redis.apply(plan)
+    assert joined(plan, redis) == pcm_of(apart)
+    assert len(plan.pieces) == 3
