@@ -47,6 +47,11 @@ logger = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 1000
 READ_BATCH = 100
+GATHER_REPLIES_S = 0.01
+"""After a read that found replies, how long the reader lets more gather before the next: under
+load one read then takes several replies instead of one each (profiled at 64 talkers, the reads
+cost the event loop ten times what delivering their replies did), and a reply waits at most this
+much longer; one that comes while the reader waits is delivered at once."""
 RECONNECT_DELAY_S = 0.5
 """The reply reader's first pause after Redis failed; it doubles up to `MAX_RECONNECT_DELAY_S`."""
 MAX_RECONNECT_DELAY_S = 2.0
@@ -98,6 +103,16 @@ class _InFlight:
     """When its task was published (monotonic); the watcher looks at it from then on."""
 
 
+@dataclass
+class _QueuedStore:
+    """A window whose audio and task wait for the next round trip."""
+
+    request: WindowRequest
+    audio: AudioPlan
+    final: bool
+    done: asyncio.Future[None]
+
+
 class Dispatcher:
     """One per ingress process; its random id keeps its replies apart from other replicas'."""
 
@@ -118,6 +133,9 @@ class Dispatcher:
         self._watcher: asyncio.Task[None] | None = None
         self._forgotten: list[str] = []
         self._forgetter: asyncio.Task[None] | None = None
+        self._to_store: list[_QueuedStore] = []
+        """Windows waiting for the round trip that stores them (`_store_queued`)."""
+        self._storer: asyncio.Task[None] | None = None
         self.load = load or LoadGauge(limit_s=0.0)
         """Round trips of this process's windows: whether the worker pool keeps up."""
 
@@ -126,7 +144,7 @@ class Dispatcher:
         self._watcher = asyncio.create_task(self._watch(), name="window-watcher")
 
     async def stop(self) -> None:
-        tasks = [task for task in (self._reader, self._watcher) if task is not None]
+        tasks = [task for task in (self._reader, self._watcher, self._storer) if task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -194,22 +212,62 @@ class Dispatcher:
         return result
 
     async def _store(self, request: WindowRequest, audio: AudioPlan, final: bool) -> None:
-        """One round trip: the audio the window is first to need, the time to live of what it
-        shares with earlier windows, the stretches no window needs any more, the mark that this
-        ingress awaits the window, and last its task, which a worker may take at once."""
-        task = build_task_message(self._celery, request, final)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if audio.forgotten:
-                pipe.delete(*audio.forgotten)
-            for key, pcm in audio.uploads:
-                pipe.set(key, pcm, ex=names.AUDIO_TTL_S)
-            for key in audio.renewed:
-                pipe.expire(key, names.AUDIO_TTL_S)
-            pipe.set(names.window_key(request.request_id), 1, ex=names.AUDIO_TTL_S)
-            pipe.lpush(task.queue_list, task.raw)
-            await pipe.execute()
+        """Store what the window needs and send its task, in the next round trip (`_store_queued`);
+        raises Redis's errors."""
+        queued = _QueuedStore(request, audio, final, asyncio.get_running_loop().create_future())
+        self._to_store.append(queued)
+        if self._storer is None:
+            self._storer = asyncio.create_task(self._store_queued(), name="window-storer")
+        await queued.done
         self._metrics.audio_stored_seconds.inc(sum(len(pcm) for _, pcm in audio.uploads) / BYTES_PER_SECOND)
         self._metrics.window_audio_seconds.inc(audio.bytes / BYTES_PER_SECOND)
+
+    async def _store_queued(self) -> None:
+        """One round trip at a time, for every window queued meanwhile: under load the windows of
+        many participants share one pipeline instead of one each (taking a connection from the
+        pool and giving it back, sending, reading the replies); a window alone goes at once."""
+        batch: list[_QueuedStore] = []
+        try:
+            while self._to_store:
+                # A window whose wait was cancelled meanwhile (its timeout) is not sent.
+                batch = [queued for queued in self._to_store if not queued.done.done()]
+                self._to_store = []
+                try:
+                    await self._store_batch(batch)
+                except Exception as error:  # each window of the round trip meets its failure
+                    settle(batch, error)
+                else:
+                    settle(batch, None)
+        except asyncio.CancelledError:  # the ingress stops
+            for queued in [*batch, *self._to_store]:
+                queued.done.cancel()
+            raise
+        finally:
+            self._storer = None
+
+    async def _store_batch(self, batch: list[_QueuedStore]) -> None:
+        """For each window in order: the audio it is first to need, the time to live of what it
+        shares with earlier windows, the stretches no window needs any more and the mark that
+        this ingress awaits it; last the windows' tasks, one LPUSH a queue in the windows' order
+        (a worker may take a task at once, so its audio goes first)."""
+        if not batch:
+            return
+        tasks: dict[str, list[str]] = {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queued in batch:
+                audio, request = queued.audio, queued.request
+                if audio.forgotten:
+                    pipe.delete(*audio.forgotten)
+                for key, pcm in audio.uploads:
+                    pipe.set(key, pcm, ex=names.AUDIO_TTL_S)
+                for key in audio.renewed:
+                    pipe.expire(key, names.AUDIO_TTL_S)
+                pipe.set(names.window_key(request.request_id), 1, ex=names.AUDIO_TTL_S)
+                task = build_task_message(self._celery, request, queued.final)
+                tasks.setdefault(task.queue_list, []).append(task.raw)
+            for queue, messages in tasks.items():
+                pipe.lpush(queue, *messages)  # the first is popped first: workers pop the tail
+            await pipe.execute()
 
     async def _watch(self) -> None:
         while True:
@@ -304,10 +362,14 @@ class Dispatcher:
                 logger.info("reply stream %s: reading again", self.reply_stream)
                 delay_s = RECONNECT_DELAY_S
             replies = cast(list[Any], batches or [])  # RESP2: [[stream, [(id, fields), ...]], ...]
+            delivered = 0
             for _stream, entries in replies:
                 for entry_id, fields in entries:
                     last_id = entry_id
                     self._deliver(fields)
+                    delivered += 1
+            if 0 < delivered < READ_BATCH:
+                await asyncio.sleep(GATHER_REPLIES_S)
 
     def _deliver(self, fields: dict[bytes, bytes]) -> None:
         try:
@@ -322,6 +384,17 @@ class Dispatcher:
 
 def audio_keys(request: WindowRequest) -> list[str]:
     return list(dict.fromkeys(piece.key for piece in request.audio))
+
+
+def settle(batch: list[_QueuedStore], error: Exception | None) -> None:
+    """Tell each window of a round trip that it is stored, or that it failed with `error`."""
+    for queued in batch:
+        if queued.done.done():
+            continue
+        if error is None:
+            queued.done.set_result(None)
+        else:
+            queued.done.set_exception(error)
 
 
 def fail(future: asyncio.Future[WindowResult], error: TranscriptionError) -> None:
