@@ -15,7 +15,12 @@ from service.settings import Settings
 pytestmark = pytest.mark.unit
 
 PROTOCOL = REPO_ROOT / "docs" / "protocol.md"
-DOCS = [REPO_ROOT / "README.md", PROTOCOL, REPO_ROOT / "corpus" / "README.md"]
+DOCS = [
+    REPO_ROOT / "README.md",
+    PROTOCOL,
+    REPO_ROOT / "docs" / "capacity-log.md",
+    REPO_ROOT / "corpus" / "README.md",
+]
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
