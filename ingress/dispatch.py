@@ -3,7 +3,7 @@
 The window's audio goes into Redis once per stretch of the stream, not once per window that
 hears it (`audio_ledger.py`: the task names pieces of stored keys), in the same round trip as a
 mark that this ingress awaits the window (`names.window_key`) and the window's Celery task message
-(`task_messages.py`).
+(`task_messages.py`); the windows dispatched while a round trip is under way share the next one.
 Workers append results to this ingress process's reply stream; one reader task per process
 routes each result to the participant awaiting it. Nothing here blocks the event loop: Redis is
 `redis.asyncio`, and Celery's blocking client is never used to publish.
@@ -49,9 +49,9 @@ READ_BLOCK_MS = 1000
 READ_BATCH = 100
 GATHER_REPLIES_S = 0.01
 """After a read that found replies, how long the reader lets more gather before the next: under
-load one read then takes several replies instead of one each (profiled at 64 talkers, the reads
-cost the event loop ten times what delivering their replies did), and a reply waits at most this
-much longer; one that comes while the reader waits is delivered at once."""
+load one read then takes several replies instead of one each (a read's round trip costs the event
+loop more than delivering its reply), and a reply waits at most this much longer; one that comes
+while the reader waits is delivered at once (docs/capacity-log.md has the profile)."""
 RECONNECT_DELAY_S = 0.5
 """The reply reader's first pause after Redis failed; it doubles up to `MAX_RECONNECT_DELAY_S`."""
 MAX_RECONNECT_DELAY_S = 2.0

@@ -52,9 +52,9 @@ class StreamBuffer:
         self._frame_probs: list[float] = []
         self._speech_index: list[int] = []
         """Absolute indices of the kept frames scored as speech, in order: kept beside the
-        probabilities as they come and go, because the policy asks which frames are speech several
-        times for each chunk and for every word of each window, and walking the probabilities
-        each time was a tenth of the ingress's event loop."""
+        probabilities as they come and go (`add`, `drop_until`, `restore`), because the policy asks
+        which frames are speech several times for each chunk and for every word of each window:
+        bisections here instead of walks over the probabilities."""
         self.last_audio_ms: int | None = None
 
     def state(self) -> BufferState:

@@ -141,3 +141,38 @@ def test_a_redis_that_stopped_fails_each_window_of_the_round_trip_as_unreachable
 
     errors = asyncio.run(scenario())
     assert all(error is not None and error.code == ErrorCode.BROKER_UNAVAILABLE for error in errors), errors
+
+
+def test_windows_waiting_on_a_round_trip_end_when_the_dispatcher_stops(
+    broker: EmbeddedRedis, app: Celery
+) -> None:
+    async def scenario() -> tuple[bool, float]:
+        client = connect_redis(broker.url, 4, 5.0)
+        dispatcher = Dispatcher(client, app, Metrics.create())
+        stall = threading.Thread(target=stall_redis, args=(broker, 1.0))
+        stall.start()
+        await asyncio.sleep(0.1)
+        try:
+            # One window in the stalled round trip, one queued behind it; the ingress stops.
+            windows = [
+                asyncio.create_task(dispatcher.transcribe(window_audio(name), "en", DecoderHints(), 30.0))
+                for name in ("in-flight", "queued")
+            ]
+            await asyncio.sleep(0.05)
+            windows.append(
+                asyncio.create_task(dispatcher.transcribe(window_audio("later"), "en", DecoderHints(), 30.0))
+            )
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            await dispatcher.stop()
+            results = await asyncio.wait_for(asyncio.gather(*windows, return_exceptions=True), 5.0)
+            return all(
+                isinstance(result, asyncio.CancelledError) for result in results
+            ), time.monotonic() - started
+        finally:
+            await client.aclose()
+            stall.join()
+
+    cancelled, waited_s = asyncio.run(scenario())
+    assert cancelled  # none waits for its 30 s timeout, none hangs
+    assert waited_s < 5.0
