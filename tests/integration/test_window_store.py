@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -55,6 +57,30 @@ def stall_redis(broker: EmbeddedRedis, seconds: float) -> None:
         client.close()
 
 
+@contextlib.asynccontextmanager
+async def stalled(broker: EmbeddedRedis, seconds: float) -> AsyncIterator[None]:
+    """Within: Redis has stalled for `seconds` (from a thread: the event loop stays free)."""
+    stall = threading.Thread(target=stall_redis, args=(broker, seconds))
+    stall.start()
+    await asyncio.sleep(0.1)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(stall.join)
+
+
+@contextlib.asynccontextmanager
+async def dispatcher_on(broker: EmbeddedRedis, app: Celery) -> AsyncIterator[Dispatcher]:
+    """A dispatcher on the test's Redis (its reply reader not started: no worker answers)."""
+    client = connect_redis(broker.url, 4, 5.0)
+    dispatcher = Dispatcher(client, app, Metrics.create())
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.stop()
+        await client.aclose()
+
+
 async def dispatch(
     dispatcher: Dispatcher, stream_ids: list[str], timeout_s: float
 ) -> list[TranscriptionError | None]:
@@ -75,13 +101,8 @@ def test_windows_dispatched_together_all_reach_the_queue_in_their_order(
     streams = [f"stream-{n}" for n in range(12)]
 
     async def scenario() -> list[TranscriptionError | None]:
-        client = connect_redis(broker.url, 4, 5.0)
-        dispatcher = Dispatcher(client, app, Metrics.create())
-        try:
+        async with dispatcher_on(broker, app) as dispatcher:
             return await dispatch(dispatcher, streams, timeout_s=1.0)
-        finally:
-            await dispatcher.stop()
-            await client.aclose()
 
     errors = asyncio.run(scenario())
     assert all(error is not None and error.code == ErrorCode.TIMEOUT for error in errors)
@@ -97,22 +118,13 @@ def test_windows_dispatched_together_all_reach_the_queue_in_their_order(
 
 def test_a_window_whose_wait_ended_while_queued_is_never_sent(broker: EmbeddedRedis, app: Celery) -> None:
     async def scenario() -> tuple[list[TranscriptionError | None], list[TranscriptionError | None]]:
-        client = connect_redis(broker.url, 4, 5.0)
-        dispatcher = Dispatcher(client, app, Metrics.create())
         # Redis stalls for a second: the first window's round trip waits in it, and the second
         # window, queued behind that round trip, runs out of time before it could go.
-        stall = threading.Thread(target=stall_redis, args=(broker, 1.0))
-        stall.start()
-        await asyncio.sleep(0.1)
-        try:
+        async with dispatcher_on(broker, app) as dispatcher, stalled(broker, 1.0):
             first = asyncio.create_task(dispatch(dispatcher, ["sent"], timeout_s=2.0))
             await asyncio.sleep(0.1)
             second = await dispatch(dispatcher, ["too-late"], timeout_s=0.3)
             return await first, second
-        finally:
-            await dispatcher.stop()
-            await client.aclose()
-            stall.join()
 
     first, second = asyncio.run(scenario())
     assert first[0] is not None and first[0].code == ErrorCode.TIMEOUT  # no worker answered
@@ -130,14 +142,9 @@ def test_a_redis_that_stopped_fails_each_window_of_the_round_trip_as_unreachable
     broker: EmbeddedRedis, app: Celery
 ) -> None:
     async def scenario() -> list[TranscriptionError | None]:
-        client = connect_redis(broker.url, 4, 5.0)
-        dispatcher = Dispatcher(client, app, Metrics.create())
-        try:
+        async with dispatcher_on(broker, app) as dispatcher:
             broker.stop()
             return await dispatch(dispatcher, [f"stream-{n}" for n in range(5)], timeout_s=10.0)
-        finally:
-            await dispatcher.stop()
-            await client.aclose()
 
     errors = asyncio.run(scenario())
     assert all(error is not None and error.code == ErrorCode.BROKER_UNAVAILABLE for error in errors), errors
@@ -146,33 +153,19 @@ def test_a_redis_that_stopped_fails_each_window_of_the_round_trip_as_unreachable
 def test_windows_waiting_on_a_round_trip_end_when_the_dispatcher_stops(
     broker: EmbeddedRedis, app: Celery
 ) -> None:
-    async def scenario() -> tuple[bool, float]:
-        client = connect_redis(broker.url, 4, 5.0)
-        dispatcher = Dispatcher(client, app, Metrics.create())
-        stall = threading.Thread(target=stall_redis, args=(broker, 1.0))
-        stall.start()
-        await asyncio.sleep(0.1)
-        try:
-            # One window in the stalled round trip, one queued behind it; the ingress stops.
-            windows = [
-                asyncio.create_task(dispatcher.transcribe(window_audio(name), "en", DecoderHints(), 30.0))
-                for name in ("in-flight", "queued")
-            ]
-            await asyncio.sleep(0.05)
-            windows.append(
-                asyncio.create_task(dispatcher.transcribe(window_audio("later"), "en", DecoderHints(), 30.0))
-            )
-            await asyncio.sleep(0.05)
-            started = time.monotonic()
-            await dispatcher.stop()
-            results = await asyncio.wait_for(asyncio.gather(*windows, return_exceptions=True), 5.0)
-            return all(
-                isinstance(result, asyncio.CancelledError) for result in results
-            ), time.monotonic() - started
-        finally:
-            await client.aclose()
-            stall.join()
+    def transcribe(dispatcher: Dispatcher, stream_id: str) -> asyncio.Task[object]:
+        return asyncio.create_task(dispatcher.transcribe(window_audio(stream_id), "en", DecoderHints(), 30.0))
 
-    cancelled, waited_s = asyncio.run(scenario())
-    assert cancelled  # none waits for its 30 s timeout, none hangs
-    assert waited_s < 5.0
+    async def scenario() -> list[object]:
+        async with dispatcher_on(broker, app) as dispatcher, stalled(broker, 1.0):
+            # Two windows in the round trip Redis stalls, one queued behind it; the ingress stops.
+            windows = [transcribe(dispatcher, "in-flight-1"), transcribe(dispatcher, "in-flight-2")]
+            await asyncio.sleep(0.05)
+            windows.append(transcribe(dispatcher, "queued"))
+            await asyncio.sleep(0.05)
+            await dispatcher.stop()
+            # None waits out its 30 s timeout, none hangs (wait_for raises past 5 s).
+            return await asyncio.wait_for(asyncio.gather(*windows, return_exceptions=True), 5.0)
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(result, asyncio.CancelledError) for result in results), results
